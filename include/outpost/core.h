@@ -1,0 +1,138 @@
+/*
+ * core: diagnostics, logging, configuration, the metrics registry and
+ * process signals. Depends only on util.
+ */
+#ifndef OUTPOST_CORE_H
+#define OUTPOST_CORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "outpost/util.h"
+
+/* ---- diagnostics ----------------------------------------------------- */
+
+/* Human-readable detail for a failure at a user-facing edge (config file,
+ * HTTP body, CLI). Fields that do not apply stay empty / -1. */
+struct op_diag {
+    char code[32];    /* machine-readable, e.g. "invalid_json" */
+    char msg[256];    /* one sentence for a human */
+    char field[64];   /* the offending field or key, if any */
+    long index;       /* index in a batch, or -1 */
+    long line;        /* line in a file, or -1 */
+    char file[256];   /* file name, if any */
+};
+
+void op_diag_clear(struct op_diag *d);
+/* Sets code and msg (printf-style); keeps field, index, line and file. */
+void op_diag_set(struct op_diag *d, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- logging --------------------------------------------------------- */
+
+enum op_log_level { OP_LOG_ERROR = 0, OP_LOG_WARN, OP_LOG_INFO, OP_LOG_DEBUG };
+
+extern _Atomic int op__log_level;
+
+/* The level is checked before the arguments are evaluated. sub names the
+ * subsystem and instance, e.g. "store" or "sync:cloud". */
+#define OP_LOG(lvl, sub, ...)                                                             \
+    do {                                                                                  \
+        if ((int)(lvl) <= atomic_load_explicit(&op__log_level, memory_order_relaxed))     \
+            op_log_write((lvl), (sub), __VA_ARGS__);                                      \
+    } while (0)
+#define OP_ERROR(sub, ...) OP_LOG(OP_LOG_ERROR, sub, __VA_ARGS__)
+#define OP_WARN(sub, ...) OP_LOG(OP_LOG_WARN, sub, __VA_ARGS__)
+#define OP_INFO(sub, ...) OP_LOG(OP_LOG_INFO, sub, __VA_ARGS__)
+#define OP_DEBUG(sub, ...) OP_LOG(OP_LOG_DEBUG, sub, __VA_ARGS__)
+
+void op_log_set_level(enum op_log_level lvl);
+/* Writes one line to stderr: time, level, [sub], message. Identical
+ * messages repeated within a second are counted, not printed. */
+void op_log_write(enum op_log_level lvl, const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "error", "warn", "info", "debug" -> level; OP_EINVAL if unknown. */
+int op_log_level_parse(const char *s, enum op_log_level *out);
+
+/* ---- configuration --------------------------------------------------- */
+
+enum op_sync_mode { OP_SYNC_FULL = 0, OP_SYNC_NORMAL = 1 };
+
+/* The effective configuration. Every field has an entry in the key table
+ * in core_config.c, which holds its default, bounds and help. */
+struct op_config {
+    char listen[128];         /* listen = ADDR:PORT */
+    char data_dir[512];       /* data_dir */
+    int log_level;            /* log_level (reloadable) */
+    int64_t http_max_body;    /* http.max_body (bytes) */
+    int64_t http_max_batch;   /* http.max_batch (readings per request) */
+    int64_t http_max_conns;   /* http.max_connections */
+    int64_t http_timeout_ms;  /* http.timeout: idle time allowed while reading a request */
+    int64_t http_threads;     /* http.threads: event-loop threads */
+    int sync_mode;            /* store.sync = full | normal */
+    int64_t queue_max_bytes;  /* store.queue_bytes */
+    int64_t store_readers;    /* store.readers */
+    int64_t retention_age_ms; /* store.retention_age, 0 = keep forever */
+    int64_t retention_bytes;  /* store.retention_bytes, 0 = no quota */
+    int64_t retention_interval_ms; /* store.retention_interval */
+};
+
+/* Fills every field with its embedded default. */
+void op_config_defaults(struct op_config *cfg);
+/* Loads an INI file over cfg. Unknown keys, bad values and syntax errors
+ * return OP_EINVAL with file, line and reason in diag. */
+int op_config_load_file(struct op_config *cfg, const char *path, struct op_diag *diag);
+/* Sets one key ("store.sync") from its text form, as the file would. */
+int op_config_set(struct op_config *cfg, const char *key, const char *value, struct op_diag *diag);
+/* Copies the reloadable fields from src into dst; returns how many changed. */
+int op_config_apply_reloadable(struct op_config *dst, const struct op_config *src);
+/* Writes the effective configuration in the file's own syntax. */
+void op_config_print(const struct op_config *cfg, FILE *out);
+/* Splits cfg->listen into a host and a port; OP_EINVAL if malformed. */
+int op_config_listen_split(const char *listen, char *host, size_t hostlen, uint16_t *port);
+
+/* ---- metrics --------------------------------------------------------- */
+
+/* A process-wide Prometheus registry. Series are registered at start-up
+ * (registration takes a lock and may allocate); updates are lock-free
+ * atomics safe from any thread. Names follow outpost_<sub>_<what>_<unit>. */
+struct op_counter;
+struct op_histogram;
+typedef double op_gauge_fn(void *ctx);
+
+/* labels is the inside of the braces ("route=\"/v1\",code=\"201\"") or
+ * NULL. Returns NULL only on allocation failure. */
+struct op_counter *op_metrics_counter(const char *name, const char *labels, const char *help);
+void op_counter_add(struct op_counter *c, uint64_t n);
+uint64_t op_counter_get(const struct op_counter *c);
+
+/* bounds: ascending upper bounds, +Inf is implied. */
+struct op_histogram *op_metrics_histogram(const char *name, const char *labels, const char *help,
+                                          const double *bounds, int nbounds);
+void op_histogram_observe(struct op_histogram *h, double v);
+
+/* A gauge read at scrape time by calling fn(ctx) on the scraping thread. */
+int op_metrics_gauge(const char *name, const char *labels, const char *help, op_gauge_fn *fn,
+                     void *ctx);
+
+/* Renders every series in the Prometheus text format (0.0.4). */
+int op_metrics_render(struct op_buf *out);
+/* Frees the registry (tests and shutdown). No series may be used after. */
+void op_metrics_reset(void);
+
+/* Resident set size of this process in bytes, from /proc; 0 if unknown. */
+int64_t op_proc_rss_bytes(void);
+
+/* ---- signals --------------------------------------------------------- */
+
+/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (call before any
+ * thread starts so all inherit the mask) and ignores SIGPIPE and SIGXFSZ so
+ * that their errors come back as return codes. */
+void op_signals_block(void);
+/* Waits for a blocked signal or the timeout; returns the signal number, or
+ * 0 on timeout. */
+int op_signals_wait(int timeout_ms);
+
+#endif

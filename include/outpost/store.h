@@ -1,0 +1,171 @@
+/*
+ * store: the durable home of readings and device status. SQLite in WAL mode
+ * with one writer thread (group commit) and a small pool of reader threads,
+ * each owning a read-only connection. Depends on util and core.
+ *
+ * Writes are submitted as struct op_store_write records the caller owns;
+ * the writer drains everything queued, commits once, then calls each
+ * record's done callback. A write is durable (per store.sync) when done runs
+ * with rc == OP_OK. Reads are jobs run on a reader thread.
+ */
+#ifndef OUTPOST_STORE_H
+#define OUTPOST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outpost/core.h"
+
+struct op_store;
+
+struct op_store_opts {
+    const char *dir;                /* data directory, created if missing */
+    int sync_mode;                  /* OP_SYNC_FULL or OP_SYNC_NORMAL */
+    size_t queue_max_bytes;         /* cap on bytes waiting for the writer */
+    int readers;                    /* reader threads (>= 1) */
+    int64_t retention_age_ms;       /* delete readings older than this; 0 = off */
+    int64_t retention_bytes;        /* keep the database under this; 0 = off */
+    int64_t retention_interval_ms;  /* how often retention takes a step */
+};
+
+/* Opens (creating or migrating) the database in opts->dir and starts the
+ * writer and reader threads. Returns OP_OK, OP_EIO (with a log line naming
+ * the path and the reason) or OP_ENOMEM. */
+int op_store_open(struct op_store **out, const struct op_store_opts *opts);
+
+/* Stops taking work, commits everything already submitted (each done is
+ * called), finishes queued reads, joins the threads and closes. NULL-safe. */
+void op_store_close(struct op_store *s);
+
+/* True while the database is open and the writer thread is alive. */
+bool op_store_ready(struct op_store *s);
+
+/* ---- writes ---------------------------------------------------------- */
+
+/* One reading. sensor points into memory the submitter keeps alive until
+ * the write's done callback has run; it is not NUL-terminated. */
+struct op_reading {
+    const char *sensor;
+    uint32_t sensor_len;
+    int64_t ts;    /* Unix ms */
+    double value;  /* finite */
+};
+
+enum op_store_op {
+    OP_STORE_APPEND,        /* readings[0..n): all committed or none */
+    OP_STORE_DEVICE_PUT,    /* replace device's status and attributes */
+    OP_STORE_DEVICE_STATUS, /* set status only, keep attributes */
+    OP_STORE_DEVICE_DELETE, /* rc OP_ENOTFOUND if there was no such device */
+};
+
+struct op_store_write;
+/* Called exactly once per accepted write, on the writer thread, with
+ * w->rc set: OP_OK (committed), OP_ENOSPC (storage full; nothing of this
+ * write was stored), OP_EIO, OP_ENOTFOUND (delete of a missing device). */
+typedef void op_store_done_fn(struct op_store_write *w);
+
+/* A write request, owned by the submitter until done has run. */
+struct op_store_write {
+    enum op_store_op op;
+    const struct op_reading *readings; /* OP_STORE_APPEND */
+    size_t n;
+    const char *device_id;   /* OP_STORE_DEVICE_*: NUL-terminated */
+    const char *status;      /* PUT/STATUS: NUL-terminated */
+    const char *attributes;  /* PUT: JSON object text, or NULL for {} */
+    int64_t updated_at;      /* PUT/STATUS: Unix ms */
+    op_store_done_fn *done;
+    void *ctx;
+    int rc;
+    /* private to the store */
+    size_t bytes;
+    struct op_store_write *next;
+};
+
+/* Queues w for the writer. Returns OP_OK (done will be called), OP_EBUSY
+ * (queue over its byte cap: try later; done is not called), OP_ESHUTDOWN
+ * (closing), OP_EINVAL. Thread-safe; never blocks on I/O. */
+int op_store_submit(struct op_store *s, struct op_store_write *w);
+
+/* ---- reads ----------------------------------------------------------- */
+
+/* A reader connection, lent to a job for the duration of its run. */
+struct op_store_reader;
+struct op_store_read_job;
+typedef void op_store_read_fn(struct op_store_reader *r, struct op_store_read_job *job);
+
+/* A read request, owned by the submitter until fn has returned. */
+struct op_store_read_job {
+    op_store_read_fn *fn;
+    void *ctx;
+    struct op_store_read_job *next; /* private */
+};
+
+/* Runs job->fn on a reader thread. OP_OK, OP_EBUSY (read queue full),
+ * OP_ESHUTDOWN. Thread-safe. */
+int op_store_read_submit(struct op_store *s, struct op_store_read_job *job);
+
+/* The query functions below run only inside a read job, on r. Callbacks
+ * return 0 to continue and non-zero to stop early. Each returns the number
+ * of items delivered (>= 0) or a negative op_err. */
+
+struct op_range_query {
+    const char *sensor;  /* NUL-terminated */
+    int64_t from;        /* inclusive, Unix ms */
+    int64_t to;          /* exclusive, Unix ms */
+    int64_t limit;       /* max rows, >= 1 */
+    bool desc;           /* newest first */
+    bool has_after;      /* continue after (after_ts, after_seq) in the order */
+    int64_t after_ts;
+    int64_t after_seq;
+};
+/* seq is the reading's position, unique and increasing in commit order. */
+typedef int op_row_fn(void *ctx, int64_t ts, double value, int64_t seq);
+int op_store_query_range(struct op_store_reader *r, const struct op_range_query *q, op_row_fn *fn,
+                         void *ctx);
+
+struct op_agg_query {
+    const char *sensor;
+    int64_t from, to; /* [from, to) */
+    int64_t step_ms;  /* bucket width; buckets start at multiples of step */
+};
+struct op_agg_bucket {
+    int64_t start; /* bucket start, Unix ms */
+    int64_t count;
+    double sum, min, max, first, last;
+};
+/* Delivers only non-empty buckets, oldest first. */
+typedef int op_bucket_fn(void *ctx, const struct op_agg_bucket *b);
+int op_store_query_aggregate(struct op_store_reader *r, const struct op_agg_query *q,
+                             op_bucket_fn *fn, void *ctx);
+
+struct op_sensor_info {
+    const char *name;
+    int64_t count, first_ts, last_ts;
+    double last_value; /* the value of the reading with the greatest ts */
+};
+typedef int op_sensor_fn(void *ctx, const struct op_sensor_info *si);
+/* All sensors with at least one stored reading, by name. */
+int op_store_list_sensors(struct op_store_reader *r, op_sensor_fn *fn, void *ctx);
+
+struct op_device_info {
+    const char *id;
+    const char *status;
+    const char *attributes; /* JSON object text */
+    int64_t updated_at;
+};
+typedef int op_device_fn(void *ctx, const struct op_device_info *di);
+/* OP_ENOTFOUND when there is no such device. */
+int op_store_get_device(struct op_store_reader *r, const char *id, op_device_fn *fn, void *ctx);
+int op_store_list_devices(struct op_store_reader *r, op_device_fn *fn, void *ctx);
+
+/* ---- introspection --------------------------------------------------- */
+
+struct op_store_stats {
+    int64_t queue_bytes;       /* bytes waiting for the writer */
+    int64_t db_bytes;          /* bytes in use in the database (pages not free) */
+    int64_t file_bytes;        /* database + WAL file sizes on disk */
+};
+void op_store_get_stats(struct op_store *s, struct op_store_stats *out);
+
+#endif

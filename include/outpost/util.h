@@ -1,0 +1,84 @@
+/*
+ * util: allocation wrapper, bounded buffers, string views, time and checked
+ * number parsing. Depends on nothing else in outpost.
+ */
+#ifndef OUTPOST_UTIL_H
+#define OUTPOST_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- allocation ------------------------------------------------------ */
+
+/* The one allocation wrapper. These may return NULL; callers handle it.
+ * op_free(NULL) is a no-op. Thread-safe. */
+void *op_malloc(size_t n);
+void *op_calloc(size_t count, size_t n);
+void *op_realloc(void *p, size_t n);
+void op_free(void *p);
+/* Returns a NUL-terminated copy of s[0..len) the caller frees, or NULL. */
+char *op_strndup(const char *s, size_t len);
+
+/* Test hook: make the n-th allocation from now (1-based) and every later
+ * one fail; 0 switches failure injection off. */
+void op_alloc_fail_after(long n);
+
+/* ---- string views ---------------------------------------------------- */
+
+/* A length-carrying view into bytes owned by someone else. */
+struct op_str {
+    const char *p;
+    size_t len;
+};
+
+#define OP_STR_LIT(s) ((struct op_str){ (s), sizeof(s) - 1 })
+bool op_str_eq(struct op_str a, const char *lit);
+
+/* ---- bounded buffers ------------------------------------------------- */
+
+/* A growable byte buffer with a cap fixed at init (curl's dynbuf). The data
+ * is always NUL-terminated for convenience, the NUL is not counted in len. */
+struct op_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+void op_buf_init(struct op_buf *b, size_t max);
+void op_buf_fini(struct op_buf *b);
+void op_buf_reset(struct op_buf *b);
+/* Return OP_OK, OP_ETOOBIG past the cap, or OP_ENOMEM. */
+int op_buf_append(struct op_buf *b, const void *p, size_t n);
+int op_buf_appends(struct op_buf *b, const char *s);
+int op_buf_appendf(struct op_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int op_buf_vappendf(struct op_buf *b, const char *fmt, va_list ap);
+/* Hands the bytes to the caller, who frees them with op_free; b is empty. */
+char *op_buf_steal(struct op_buf *b, size_t *len);
+
+/* ---- time ------------------------------------------------------------ */
+
+int64_t op_time_now_ms(void);  /* wall clock, Unix milliseconds */
+int64_t op_time_mono_ns(void); /* monotonic clock, nanoseconds */
+
+/* ---- checked parsing ------------------------------------------------- */
+
+/* Whole-string parses of s[0..len): no leading or trailing junk, no
+ * overflow. Return OP_OK, OP_EINVAL or OP_ERANGE. */
+int op_parse_i64(const char *s, size_t len, int64_t *out);
+int op_parse_double(const char *s, size_t len, double *out);
+/* Durations: a non-negative integer with unit ms, s, m, h or d ("500ms",
+ * "5s", "2h", "7d"); a bare number is milliseconds. */
+int op_parse_duration_ms(const char *s, size_t len, int64_t *out);
+/* Sizes: a non-negative integer with an optional unit B, k/KiB, M/MiB,
+ * G/GiB (powers of 1024). */
+int op_parse_size(const char *s, size_t len, int64_t *out);
+
+/* Formats a double as the shortest decimal that reads back to the same
+ * value (as Python's repr and JavaScript do). buf needs 32 bytes. Returns
+ * the length. */
+size_t op_fmt_double(char *buf, double v);
+
+#endif
