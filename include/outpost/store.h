@@ -165,6 +165,7 @@ struct op_store_stats {
     int64_t queue_bytes;       /* bytes waiting for the writer */
     int64_t db_bytes;          /* bytes in use in the database (pages not free) */
     int64_t file_bytes;        /* database + WAL file sizes on disk */
+    int64_t commits;           /* group transactions committed since open */
 };
 void op_store_get_stats(struct op_store *s, struct op_store_stats *out);
 

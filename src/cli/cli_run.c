@@ -1,0 +1,213 @@
+/*
+ * `outpost run`: load the configuration (embedded defaults, then the file,
+ * then flags), open the store, start the HTTP server, then wait for
+ * signals: SIGHUP reloads the reloadable keys, SIGTERM/SIGINT drain and
+ * exit 0.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_int.h"
+#include "outpost/core.h"
+#include "outpost/err.h"
+#include "outpost/http.h"
+#include "outpost/store.h"
+
+#define DRAIN_WAIT_MS 30000
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: outpost run [options]\n\n"
+            "  --config FILE      configuration file (see etc/outpost.conf)\n"
+            "  --listen ADDR:PORT serve HTTP here (default 127.0.0.1:8080; port 0 = any free)\n"
+            "  --data DIR         data directory (default ./outpost-data)\n"
+            "  --set KEY=VALUE    set any configuration key, e.g. --set store.sync=normal\n"
+            "  --print-config     print the effective configuration and exit\n"
+            "  --help             this text\n");
+}
+
+static void report(const struct op_diag *d)
+{
+    if (d->file[0] && d->line > 0)
+        fprintf(stderr, "outpost: %s:%ld: %s\n", d->file, d->line, d->msg);
+    else if (d->file[0])
+        fprintf(stderr, "outpost: %s: %s\n", d->file, d->msg);
+    else
+        fprintf(stderr, "outpost: %s\n", d->msg);
+}
+
+struct run_args {
+    const char *config;
+    bool print;
+};
+
+/* Applies defaults, the file, then flags in order; 0 or an exit status. */
+static int load_config(int argc, char **argv, struct op_config *cfg, struct run_args *a)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' }, { "listen", required_argument, NULL, 'l' },
+        { "data", required_argument, NULL, 'd' },   { "set", required_argument, NULL, 's' },
+        { "print-config", no_argument, NULL, 'p' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct op_diag d;
+    op_config_defaults(cfg);
+    /* First pass: find --config so that flags override the file. */
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'c')
+            a->config = optarg;
+        else if (c == 'p')
+            a->print = true;
+        else if (c == 'h') {
+            run_usage(stdout);
+            return -1;
+        } else if (c == '?') {
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "outpost run: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    op_diag_clear(&d);
+    if (a->config && op_config_load_file(cfg, a->config, &d)) {
+        report(&d);
+        return 2;
+    }
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        const char *key = NULL, *val = optarg;
+        char kv[256];
+        if (c == 'l')
+            key = "listen";
+        else if (c == 'd')
+            key = "data_dir";
+        else if (c == 's') {
+            snprintf(kv, sizeof kv, "%s", optarg);
+            char *eq = strchr(kv, '=');
+            if (!eq) {
+                fprintf(stderr, "outpost run: --set takes KEY=VALUE, not '%s'\n", optarg);
+                return 2;
+            }
+            *eq = '\0';
+            key = kv;
+            val = eq + 1;
+        }
+        op_diag_clear(&d);
+        if (key && op_config_set(cfg, key, val, &d)) {
+            report(&d);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static double gauge_rss(void *ctx)
+{
+    (void)ctx;
+    return (double)op_proc_rss_bytes();
+}
+
+static double gauge_inflight(void *ctx)
+{
+    return (double)op_http_inflight(ctx);
+}
+
+static void reload(const char *path, struct op_config *live)
+{
+    struct op_config fresh;
+    struct op_diag d;
+    op_diag_clear(&d);
+    op_config_defaults(&fresh);
+    if (!path) {
+        OP_INFO("core", "SIGHUP: no configuration file to reload");
+        return;
+    }
+    if (op_config_load_file(&fresh, path, &d)) {
+        OP_ERROR("core", "SIGHUP: %s:%ld: %s; keeping the running configuration", d.file,
+                 d.line, d.msg);
+        return;
+    }
+    int n = op_config_apply_reloadable(live, &fresh);
+    op_log_set_level((enum op_log_level)live->log_level);
+    OP_INFO("core", "SIGHUP: reloaded %s (%d key%s changed)", path, n, n == 1 ? "" : "s");
+}
+
+/* Stop taking work, let accepted requests finish, commit, close. */
+static void drain(struct op_http *http, struct op_store *store)
+{
+    op_http_quiesce(http);
+    int64_t deadline = op_time_mono_ns() + (int64_t)DRAIN_WAIT_MS * 1000000;
+    while (op_http_inflight(http) > 0 && op_time_mono_ns() < deadline)
+        op_signals_wait(10);
+    /* Closing the store commits whatever is still queued and answers it. */
+    op_store_close(store);
+    deadline = op_time_mono_ns() + 2000000000LL;
+    while (op_http_inflight(http) > 0 && op_time_mono_ns() < deadline)
+        op_signals_wait(10);
+    op_http_stop(http);
+}
+
+int op_cli_run(int argc, char **argv)
+{
+    struct op_config cfg;
+    struct run_args a = { NULL, false };
+    int rc = load_config(argc, argv, &cfg, &a);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (a.print) {
+        op_config_print(&cfg, stdout);
+        return 0;
+    }
+    op_log_set_level((enum op_log_level)cfg.log_level);
+    op_signals_block();
+
+    struct op_store_opts so = {
+        .dir = cfg.data_dir,
+        .sync_mode = cfg.sync_mode,
+        .queue_max_bytes = (size_t)cfg.queue_max_bytes,
+        .readers = (int)cfg.store_readers,
+        .retention_age_ms = cfg.retention_age_ms,
+        .retention_bytes = cfg.retention_bytes,
+        .retention_interval_ms = cfg.retention_interval_ms,
+    };
+    struct op_store *store = NULL;
+    if ((rc = op_store_open(&store, &so)) != OP_OK) {
+        fprintf(stderr, "outpost: cannot open the store in %s: %s\n", cfg.data_dir,
+                op_err_str(rc));
+        return 1;
+    }
+    struct op_http *http = NULL;
+    if ((rc = op_http_start(&http, &cfg, store)) != OP_OK) {
+        op_store_close(store);
+        return 1;
+    }
+    op_metrics_gauge("outpost_process_resident_memory_bytes", NULL,
+                     "Resident memory of the process", gauge_rss, NULL);
+    op_metrics_gauge("outpost_http_inflight_requests", NULL,
+                     "Requests accepted and not yet answered", gauge_inflight, http);
+    char host[128];
+    uint16_t port;
+    op_config_listen_split(cfg.listen, host, sizeof host, &port);
+    OP_INFO("http", "listening on http://%s:%u (data in %s, store.sync=%s)", host,
+            op_http_port(http), cfg.data_dir, cfg.sync_mode == OP_SYNC_FULL ? "full" : "normal");
+
+    for (;;) {
+        int sig = op_signals_wait(1000);
+        if (sig == SIGHUP)
+            reload(a.config, &cfg);
+        else if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    OP_INFO("core", "shutting down: draining %d request(s)", op_http_inflight(http));
+    drain(http, store);
+    op_metrics_reset();
+    OP_INFO("core", "stopped cleanly");
+    return 0;
+}

@@ -1,0 +1,184 @@
+/*
+ * Private to http/: the request context shared by the server, the router,
+ * the JSON wrapper and the route handlers.
+ */
+#ifndef OUTPOST_HTTP_INT_H
+#define OUTPOST_HTTP_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "outpost/core.h"
+#include "outpost/http.h"
+#include "outpost/store.h"
+#include "outpost/util.h"
+
+struct MHD_Connection;
+struct MHD_Response;
+
+enum http_method { HM_GET = 1, HM_POST = 2, HM_PUT = 4, HM_DELETE = 8, HM_HEAD = 16, HM_OTHER = 32 };
+
+struct http_req;
+
+/* A route handler runs on the event-loop thread once the body is complete.
+ * It either sets a response (http__reply_*) or suspends the request and
+ * hands it to the store (http__suspend), whose callback answers later. */
+typedef void http_handler_fn(struct http_req *r);
+
+struct http_route {
+    const char *pattern; /* exact path, or a prefix ending in "{id}" */
+    int method;
+    http_handler_fn *fn;
+    bool json_body;      /* takes a JSON body: 411/413/415 checks apply */
+};
+
+/* Per-route, per-status request counters, created on first use. */
+#define HTTP_STATUS_SLOTS 16
+#define HTTP_RESPONSE_MAX (32u << 20) /* cap on one response body */
+struct http_route_stats {
+    _Atomic(struct op_counter *) by_status[HTTP_STATUS_SLOTS];
+};
+
+/* Readings parsed from a body: sensor names point into names. */
+struct http_readings {
+    struct op_reading *v;
+    size_t n;
+    char *names;
+};
+
+struct http_req {
+    struct op_http *srv;
+    struct MHD_Connection *conn;
+    int method;
+    const struct http_route *route; /* NULL: no route for the path */
+    int route_idx;
+    struct op_str param;            /* the {id} part of the path */
+    const char *url;
+    struct op_buf body;
+    bool body_too_large;
+    bool suspended;
+    bool queued;   /* a response went to the library */
+    /* The answer, set by a handler or by an async completion. */
+    unsigned status;
+    struct MHD_Response *resp;
+    /* Async work in flight. */
+    struct op_store_write write;
+    struct op_store_read_job job;
+    struct http_readings readings;
+    char *owned[2];  /* strings a handler keeps for its async work, freed with the request */
+    struct {         /* parsed query parameters of the read routes */
+        struct op_range_query range;
+        struct op_agg_query agg;
+        unsigned fns;
+        int64_t count;
+        bool overflow;
+    } q;
+    int64_t t_start_ns;
+};
+
+struct op_http {
+    const struct op_config *cfg;
+    struct op_store *store;
+    void *daemon; /* struct MHD_Daemon */
+    uint16_t port;
+    _Atomic int inflight;
+    _Atomic bool closing;
+    struct http_route_stats *stats; /* one per route, plus one for "other" */
+    struct op_counter *readings_accepted;
+    struct op_histogram *batch_hist;
+    struct op_histogram *latency_hist;
+};
+
+/* ---- router (http_router.c) ---- */
+extern const struct http_route http__routes[];
+extern const int http__nroutes;
+int http__method_parse(const char *m);
+/* Finds the route for (method, path). On a path match with the wrong
+ * method returns NULL and fills allow ("GET, PUT"); on no match at all
+ * returns NULL with allow empty. */
+const struct http_route *http__route_find(int method, const char *path, struct op_str *param,
+                                          int *idx, char *allow, size_t allowlen);
+const char *http__route_label(int idx);
+
+/* ---- replies (http_reply.c) ---- */
+/* Answers with body's bytes (taken from it) as application/json / ctype. */
+void http__reply_json(struct http_req *r, unsigned status, struct op_buf *body);
+void http__reply_buf(struct http_req *r, unsigned status, struct op_buf *body, const char *ctype);
+void http__reply_static(struct http_req *r, unsigned status, const char *body, const char *ctype);
+void http__reply_empty(struct http_req *r, unsigned status);
+/* {"error":{"code":..,"message":..,"index":..,"field":..}} from d. */
+void http__reply_error(struct http_req *r, unsigned status, const struct op_diag *d);
+void http__reply_errorf(struct http_req *r, unsigned status, const char *code, const char *field,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Ends the JSON document j wrote into b and answers 200 with it, or the
+ * error for rc (< 0, from the store) or for the writer's own failure. */
+struct http_json;
+void http__reply_json_doc(struct http_req *r, struct http_json *j, struct op_buf *b, int rc);
+/* Maps a store error to its status and error body. */
+void http__reply_store_error(struct http_req *r, int rc);
+void http__reply_add_header(struct http_req *r, const char *name, const char *value);
+
+/* ---- async (http_server.c) ---- */
+/* Suspends the connection; the completion calls http__resume. */
+void http__suspend(struct http_req *r);
+void http__resume(struct http_req *r);
+/* Submits r->write (already filled) with the standard completion. */
+void http__submit_write(struct http_req *r, op_store_done_fn *done);
+/* Runs fn on a reader thread; fn must set a response. */
+void http__submit_read(struct http_req *r, op_store_read_fn *fn);
+const char *http__query(struct http_req *r, const char *key);
+
+/* ---- JSON (http_json.c: the only file that includes yajl) ---- */
+int http__parse_readings(const char *body, size_t len, size_t max_batch, int64_t now_ms,
+                         struct http_readings *out, struct op_diag *d);
+void http__readings_free(struct http_readings *rd);
+/* PUT /v1/devices body -> status and canonical attributes text (the caller
+ * frees both with op_free). */
+int http__parse_device(const char *body, size_t len, char **status, char **attributes,
+                       struct op_diag *d);
+/* POST /data body {"id": ..., "value": ...}; id points into *idbuf (freed by caller). */
+int http__parse_compat_data(const char *body, size_t len, char **id, double *value,
+                            struct op_diag *d);
+
+/* A streaming JSON writer over yajl_gen into a bounded op_buf. */
+struct http_json {
+    void *gen; /* yajl_gen */
+    struct op_buf *out;
+    int rc;    /* first error (buffer cap or encoder state) */
+};
+int http__json_init(struct http_json *j, struct op_buf *out);
+int http__json_fini(struct http_json *j); /* returns j->rc */
+void http__json_obj_open(struct http_json *j);
+void http__json_obj_close(struct http_json *j);
+void http__json_arr_open(struct http_json *j);
+void http__json_arr_close(struct http_json *j);
+void http__json_key(struct http_json *j, const char *k);
+void http__json_str(struct http_json *j, const char *s, size_t len);
+void http__json_double(struct http_json *j, double v);
+void http__json_int(struct http_json *j, int64_t v);
+void http__json_null(struct http_json *j);
+/* Emits already-validated JSON text as one value (re-encoded, not copied). */
+void http__json_raw(struct http_json *j, const char *text, size_t len);
+
+/* ---- validation shared by handlers ---- */
+bool http__valid_name(const char *s, size_t len, bool allow_slash);
+
+/* ---- handlers ---- */
+void http__h_readings_post(struct http_req *r);
+void http__h_readings_get(struct http_req *r);
+void http__h_readings_aggregate(struct http_req *r);
+void http__h_sensors(struct http_req *r);
+void http__h_device_put(struct http_req *r);
+void http__h_device_get(struct http_req *r);
+void http__h_device_delete(struct http_req *r);
+void http__h_devices_list(struct http_req *r);
+void http__h_compat_data_post(struct http_req *r);
+void http__h_compat_data_get(struct http_req *r);
+void http__h_compat_status_post(struct http_req *r);
+void http__h_compat_status_get(struct http_req *r);
+void http__h_healthz(struct http_req *r);
+void http__h_readyz(struct http_req *r);
+void http__h_metrics(struct http_req *r);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * The HTTP server: libmicrohttpd in its epoll internal-thread mode (see
+ * docs/design.md for the choice). This file owns the request lifecycle:
+ * the first call of the access handler routes the request and checks its
+ * headers, later calls collect the body under its cap, the last one runs
+ * the route's handler. Handlers that need the store suspend the
+ * connection; the store's thread builds the response and resumes it, so
+ * the event loop never waits for a disk.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http_int.h"
+#include "outpost/err.h"
+
+static const double latency_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                         0.01,   0.025,   0.05,   0.1,   0.25,   1 };
+static const double batch_bounds[] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000 };
+
+/* The statuses we count per route; anything else lands in the last slot. */
+static const unsigned counted_status[HTTP_STATUS_SLOTS] = {
+    200, 201, 204, 400, 404, 405, 408, 411, 413, 415, 422, 429, 500, 503, 507, 0,
+};
+
+static int status_slot(unsigned status)
+{
+    for (int i = 0; i < HTTP_STATUS_SLOTS - 1; i++)
+        if (counted_status[i] == status)
+            return i;
+    return HTTP_STATUS_SLOTS - 1;
+}
+
+static void count_request(struct op_http *h, int route_idx, unsigned status)
+{
+    struct http_route_stats *st = &h->stats[route_idx];
+    int slot = status_slot(status);
+    struct op_counter *c = atomic_load_explicit(&st->by_status[slot], memory_order_acquire);
+    if (!c) {
+        char labels[160];
+        char code[16];
+        if (slot == HTTP_STATUS_SLOTS - 1)
+            snprintf(code, sizeof code, "other");
+        else
+            snprintf(code, sizeof code, "%u", status);
+        snprintf(labels, sizeof labels, "route=\"%s\",code=\"%s\"", http__route_label(route_idx),
+                 code);
+        /* The registry returns the same series to racing callers. */
+        c = op_metrics_counter("outpost_http_requests_total", labels,
+                               "HTTP requests answered, by route and status code");
+        atomic_store_explicit(&st->by_status[slot], c, memory_order_release);
+    }
+    op_counter_add(c, 1);
+}
+
+const char *http__query(struct http_req *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+void http__suspend(struct http_req *r)
+{
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+}
+
+void http__resume(struct http_req *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+/* The store's writer thread calls this when the request's write is done. */
+static void write_done_default(struct op_store_write *w)
+{
+    struct http_req *r = w->ctx;
+    if (w->rc)
+        http__reply_store_error(r, w->rc);
+    else
+        http__reply_static(r, 200, "{}", "application/json");
+    http__resume(r);
+}
+
+void http__submit_write(struct http_req *r, op_store_done_fn *done)
+{
+    r->write.done = done ? done : write_done_default;
+    r->write.ctx = r;
+    /* Suspend before submitting: the writer may finish before submit
+     * returns, and resume must never precede suspend. */
+    http__suspend(r);
+    int rc = op_store_submit(r->srv->store, &r->write);
+    if (rc) {
+        http__reply_store_error(r, rc);
+        http__resume(r);
+    }
+}
+
+void http__submit_read(struct http_req *r, op_store_read_fn *fn)
+{
+    r->job.fn = fn;
+    r->job.ctx = r;
+    http__suspend(r);
+    int rc = op_store_read_submit(r->srv->store, &r->job);
+    if (rc) {
+        http__reply_store_error(r, rc);
+        http__resume(r);
+    }
+}
+
+static bool is_json_type(const char *ct)
+{
+    if (!ct)
+        return true; /* a missing Content-Type is read as JSON */
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' ||
+                                                           ct[n] == ' ');
+}
+
+/* Header checks for routes that take a JSON body; sets a reply on failure. */
+static void check_body_headers(struct http_req *r)
+{
+    const struct op_config *cfg = r->srv->cfg;
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (!cl && !(te && strcasestr(te, "chunked"))) {
+        http__reply_errorf(r, 411, "length_required", NULL,
+                           "a request body needs Content-Length or chunked encoding");
+        return;
+    }
+    int64_t len;
+    if (cl && (op_parse_i64(cl, strlen(cl), &len) || len > cfg->http_max_body)) {
+        http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %lld bytes",
+                           (long long)cfg->http_max_body);
+        return;
+    }
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!is_json_type(ct))
+        http__reply_errorf(r, 415, "unsupported_media_type", NULL,
+                           "Content-Type must be application/json, not %.64s", ct);
+}
+
+static struct http_req *req_create(struct op_http *h, struct MHD_Connection *conn,
+                                   const char *url, const char *method)
+{
+    struct http_req *r = op_calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->srv = h;
+    r->conn = conn;
+    r->url = url;
+    r->t_start_ns = op_time_mono_ns();
+    r->method = http__method_parse(method);
+    r->route_idx = http__nroutes; /* "other" until routed */
+    op_buf_init(&r->body, (size_t)h->cfg->http_max_body);
+    atomic_fetch_add(&h->inflight, 1);
+
+    char allow[64] = "";
+    if (atomic_load(&h->closing)) {
+        http__reply_errorf(r, 503, "shutting_down", NULL, "the node is shutting down");
+        http__reply_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        return r;
+    }
+    r->route = http__route_find(r->method, url, &r->param, &r->route_idx, allow, sizeof allow);
+    if (!r->route && allow[0]) {
+        http__reply_errorf(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.128s",
+                           method, url);
+        http__reply_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    } else if (!r->route) {
+        http__reply_errorf(r, 404, "not_found", NULL, "no route for %.16s %.128s", method, url);
+    } else if (r->route->json_body) {
+        check_body_headers(r);
+    }
+    return r;
+}
+
+static void req_free(struct http_req *r)
+{
+    op_buf_fini(&r->body);
+    http__readings_free(&r->readings);
+    op_free(r->owned[0]);
+    op_free(r->owned[1]);
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    op_free(r);
+}
+
+static enum MHD_Result queue_reply(struct http_req *r)
+{
+    if (!r->resp)
+        http__reply_errorf(r, 500, "internal", NULL, "no response was produced");
+    if (!r->resp)
+        return MHD_NO; /* out of memory even for the error: drop the connection */
+    r->queued = true;
+    enum MHD_Result ok = MHD_queue_response(r->conn, r->status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct op_http *h = cls;
+    struct http_req *r = *con_cls;
+    if (!r) {
+        r = req_create(h, conn, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        /* Errors found in the headers are answered at once; the rest of any
+         * body is then discarded by the library. */
+        return r->resp ? queue_reply(r) : MHD_YES;
+    }
+    if (r->queued) {
+        *upload_size = 0; /* answered from the headers: drop the body */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->body_too_large && op_buf_append(&r->body, upload, *upload_size))
+            r->body_too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->suspended || r->status)
+        return queue_reply(r); /* resumed after async work */
+    if (r->body_too_large) {
+        http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %lld bytes",
+                           (long long)h->cfg->http_max_body);
+        return queue_reply(r);
+    }
+    r->route->fn(r);
+    /* A suspended request is answered when it is resumed: the library
+     * calls us again and the branch above queues the reply. */
+    return r->suspended ? MHD_YES : queue_reply(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct op_http *h = cls;
+    struct http_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    count_request(h, r->route_idx, r->status ? r->status : 499);
+    op_histogram_observe(h->latency_hist, (double)(op_time_mono_ns() - r->t_start_ns) / 1e9);
+    atomic_fetch_sub(&h->inflight, 1);
+    req_free(r);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    if (n && msg[n - 1] == '\n')
+        msg[n - 1] = '\0';
+    OP_DEBUG("http", "%s", msg);
+}
+
+static int resolve(const char *listen, struct sockaddr_storage *ss, bool *v6)
+{
+    char host[128];
+    uint16_t port;
+    if (op_config_listen_split(listen, host, sizeof host, &port))
+        return OP_EINVAL;
+    char *h = host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE }, *res = NULL;
+    if (getaddrinfo(h, NULL, &hints, &res) || !res)
+        return OP_EINVAL;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *v6 = res->ai_family == AF_INET6;
+    if (*v6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    freeaddrinfo(res);
+    return OP_OK;
+}
+
+static void register_metrics(struct op_http *h)
+{
+    h->readings_accepted = op_metrics_counter("outpost_ingest_readings_total", NULL,
+                                              "Readings acknowledged (committed) over HTTP");
+    h->batch_hist = op_metrics_histogram("outpost_ingest_batch_readings", NULL,
+                                         "Readings per accepted ingest request", batch_bounds,
+                                         (int)(sizeof batch_bounds / sizeof batch_bounds[0]));
+    h->latency_hist = op_metrics_histogram(
+        "outpost_http_request_duration_seconds", NULL, "Time from request headers to response",
+        latency_bounds, (int)(sizeof latency_bounds / sizeof latency_bounds[0]));
+}
+
+int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store)
+{
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    memset(&ss, 0, sizeof ss);
+    if (resolve(cfg->listen, &ss, &v6)) {
+        OP_ERROR("http", "cannot use listen address '%s' (expected HOST:PORT)", cfg->listen);
+        return OP_EINVAL;
+    }
+    struct op_http *h = op_calloc(1, sizeof *h);
+    if (!h)
+        return OP_ENOMEM;
+    h->cfg = cfg;
+    h->store = store;
+    h->stats = op_calloc((size_t)http__nroutes + 1, sizeof *h->stats);
+    if (!h->stats) {
+        op_free(h);
+        return OP_ENOMEM;
+    }
+    register_metrics(h);
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    unsigned timeout_s = (unsigned)((cfg->http_timeout_ms + 999) / 1000);
+    struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &ss },
+        { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->http_max_conns, NULL },
+        { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
+        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
+        { cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+          (intptr_t)cfg->http_threads, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_END);
+    if (!h->daemon) {
+        OP_ERROR("http", "cannot listen on %s (address in use, or not permitted)", cfg->listen);
+        op_free(h->stats);
+        op_free(h);
+        return OP_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    *out = h;
+    return OP_OK;
+}
+
+uint16_t op_http_port(const struct op_http *h)
+{
+    return h->port;
+}
+
+void op_http_quiesce(struct op_http *h)
+{
+    atomic_store(&h->closing, true);
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+int op_http_inflight(const struct op_http *h)
+{
+    return atomic_load(&((struct op_http *)h)->inflight);
+}
+
+void op_http_stop(struct op_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->daemon);
+    op_free(h->stats);
+    op_free(h);
+}

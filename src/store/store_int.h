@@ -1,0 +1,213 @@
+/*
+ * store_int.h: the store's private header, shared by the files in src/store
+ * and by nothing else. It holds struct op_store, the reader connection, the
+ * writer's cached statements, the layout interface (how readings are laid out
+ * on disk) and the constants that bound every queue and every retention step.
+ */
+#ifndef OUTPOST_STORE_INT_H
+#define OUTPOST_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "outpost/core.h"
+#include "outpost/err.h"
+#include "outpost/store.h"
+#include "outpost/util.h"
+
+#define STORE_SUB "store"
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+#define STORE_DB_FILE "outpost.db"
+
+/* The schema version this build writes; see the migration table in
+ * store_open.c. PRAGMA user_version holds the version of a database file. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Read jobs waiting for a reader; one more gets OP_EBUSY. */
+#define STORE_READ_QUEUE_MAX 1024
+/* The most rows one retention step deletes, so that a step (one transaction
+ * on the writer thread) delays ingest by milliseconds, not seconds. */
+#define STORE_RETENTION_CHUNK 5000
+/* The most freelist pages one retention step gives back to the file system. */
+#define STORE_VACUUM_PAGES 2048
+/* Sensor names are 1..128 bytes (DESIGN.md); longer ones are OP_EINVAL. */
+#define STORE_SENSOR_MAX 128
+/* Defaults for option fields left at 0. */
+#define STORE_DEFAULT_QUEUE_BYTES ((size_t)16 << 20)
+#define STORE_DEFAULT_RETENTION_INTERVAL_MS 1000
+/* A day: the interval is kept in nanoseconds, and a longer one is a typo. */
+#define STORE_MAX_INTERVAL_MS ((int64_t)86400 * 1000)
+/* How long a connection waits on a lock held by another one. In WAL mode the
+ * single writer never waits for readers; this covers WAL recovery only. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+/* ---- layout: how readings are stored ---------------------------------- */
+
+/*
+ * The write path of readings behind a small vtable, so that the row-per-
+ * reading layout (store_rows.c) can later be replaced by a log + chunks one
+ * without touching the writer, the group commit or retention scheduling.
+ * Every function runs on the writer thread inside a transaction the writer
+ * opened; none of them begins, commits or rolls back. Functions return OP_OK
+ * or an op_err mapped with store__err() at the failing call.
+ */
+struct store_layout {
+    const char *name;
+    /* Prepares what the layout needs on the write connection. */
+    int (*create)(struct op_store *s, sqlite3 *db, void **state);
+    void (*destroy)(void *state);
+    /* Called right after every BEGIN the writer issues (groups and
+     * retention steps alike). */
+    void (*txn_begin)(void *state);
+    /* Appends readings[0..n); they become visible only at COMMIT. */
+    int (*append)(void *state, const struct op_reading *readings, size_t n);
+    /* Called once per group before COMMIT: writes what was aggregated over
+     * the group (per-sensor stats, the sequence high-water mark). */
+    int (*group_end)(void *state);
+    /* Called after a failed transaction was rolled back: forget in-memory
+     * state that may describe rows that no longer exist. */
+    void (*txn_abort)(void *state);
+    /* Deletes at most max_rows readings with ts < cutoff_ts, oldest first per
+     * sensor, keeping the per-sensor stats right; *deleted gets the count. */
+    int (*delete_older)(void *state, int64_t cutoff_ts, int64_t max_rows, int64_t *deleted);
+    /* Deletes at most max_rows readings in commit (seq) order. */
+    int (*delete_oldest)(void *state, int64_t max_rows, int64_t *deleted);
+};
+
+extern const struct store_layout store__layout_rows;
+
+/* ---- the store -------------------------------------------------------- */
+
+/* Statements the writer prepares once and keeps for its lifetime. */
+enum store_wstmt {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_DEV_PUT,
+    W_DEV_STATUS,
+    W_DEV_DELETE,
+    W_PAGE_COUNT,
+    W_FREELIST_COUNT,
+    W_INCR_VACUUM,
+    W_STMT_COUNT
+};
+
+/* Statements a reader prepares on first use and keeps. */
+enum store_rstmt {
+    R_RANGE_ASC,
+    R_RANGE_ASC_AFTER,
+    R_RANGE_DESC,
+    R_RANGE_DESC_AFTER,
+    R_AGGREGATE,
+    R_SENSORS,
+    R_DEVICE_GET,
+    R_DEVICES,
+    R_STMT_COUNT
+};
+
+struct op_store_reader {
+    struct op_store *s;
+    sqlite3 *db; /* read-only; used by this reader's thread only */
+    sqlite3_stmt *stmt[R_STMT_COUNT];
+    pthread_t thread;
+    bool started;
+};
+
+struct store_metrics {
+    struct op_counter *commits;
+    struct op_counter *commit_err_full;
+    struct op_counter *commit_err_io;
+    struct op_counter *appended;
+    struct op_counter *ret_age;
+    struct op_counter *ret_quota;
+    struct op_histogram *commit_seconds;
+    struct op_histogram *commit_readings;
+};
+
+struct op_store {
+    struct op_store_opts opts; /* opts.dir points at dir below */
+    char *dir;
+    char *path;     /* <dir>/outpost.db */
+    char *wal_path; /* <dir>/outpost.db-wal */
+    const struct store_layout *layout;
+
+    /* The write queue, guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* signalled when work arrives or on close */
+    struct op_store_write *head, *tail;
+    size_t queue_bytes;
+    bool closing;
+
+    /* Owned by the writer thread once it runs. */
+    sqlite3 *wdb;
+    sqlite3_stmt *wstmt[W_STMT_COUNT];
+    void *layout_state;
+    int64_t page_size;
+    int64_t retention_next_ns; /* op_time_mono_ns() of the next step */
+    bool retention_behind;     /* the last step hit its bound: go again */
+    pthread_t writer;
+    bool writer_started;
+
+    /* Read from any thread. */
+    _Atomic bool writer_alive;
+    _Atomic int64_t db_bytes;
+    _Atomic int64_t commits;
+
+    /* The read queue and the reader pool, guarded by rmu. */
+    pthread_mutex_t rmu;
+    pthread_cond_t rwake;
+    struct op_store_read_job *rhead, *rtail;
+    int rcount;
+    bool rclosing;
+    struct op_store_reader *readers;
+    int nreaders;
+
+    struct store_metrics m;
+    bool sync_inited; /* the mutexes and conditions above exist */
+};
+
+/* ---- store_open.c ------------------------------------------------------ */
+
+/* Maps a failed SQLite call on db to an op_err: SQLITE_FULL and I/O errors
+ * whose system errno is ENOSPC, EFBIG or EDQUOT are OP_ENOSPC, other I/O
+ * errors OP_EIO. Call it right after the failure (it reads the errno
+ * SQLite kept for db). */
+int store__err(sqlite3 *db, int rc);
+/* Prepares sql on db for repeated use. */
+int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+/* Runs a prepared statement that returns no rows (or ignores them) and
+ * resets it. Returns the SQLite code of the step (SQLITE_DONE on success). */
+int store__run(sqlite3_stmt *st);
+/* (page_count - freelist_count) * page_size on the write connection, or a
+ * negative op_err. Writer thread. */
+int64_t store__db_bytes_now(struct op_store *s);
+
+/* ---- store_writer.c ---------------------------------------------------- */
+
+int store__writer_prepare(struct op_store *s);
+void store__writer_finalize(struct op_store *s);
+int store__writer_start(struct op_store *s);
+/* Wakes the writer and waits for it to finish everything queued. */
+void store__writer_stop(struct op_store *s);
+
+/* ---- store_reader.c ---------------------------------------------------- */
+
+int store__readers_open(struct op_store *s);
+int store__readers_start(struct op_store *s);
+/* Lets the readers finish the queued jobs, joins them, closes connections. */
+void store__readers_stop(struct op_store *s);
+
+/* ---- store_retention.c ------------------------------------------------- */
+
+bool store__retention_enabled(const struct op_store *s);
+/* Nanoseconds (op_time_mono_ns clock) until the next step is due; 0 if due
+ * now, negative if retention is off. Writer thread. */
+int64_t store__retention_wait_ns(struct op_store *s);
+/* One bounded retention step in its own transaction. Writer thread. */
+void store__retention_step(struct op_store *s);
+
+#endif

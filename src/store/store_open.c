@@ -1,0 +1,535 @@
+/*
+ * store_open.c: opening and closing the store. It creates the data
+ * directory, opens the write connection, brings the schema to the current
+ * version (PRAGMA user_version counts the migrations applied), opens the
+ * reader connections, registers the store's metrics and starts the threads.
+ * Closing runs the same steps backwards after both queues have drained.
+ * It also holds the small SQLite helpers the other store files share.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "store_int.h"
+
+/* ---- schema ------------------------------------------------------------ */
+
+/*
+ * Migration i (1-based) brings a database from user_version i-1 to i. Never
+ * edit a shipped entry: append a new one. auto_vacuum cannot be changed once
+ * a table exists, so it is set before migration 1 runs (see db_configure).
+ *
+ * readings.seq is assigned by the writer, not by SQLite's rowid allocation:
+ * plain rowids reuse the largest value after it is deleted, and cursors
+ * built on seq (sync, paging) need it never to go backwards. meta.next_seq
+ * keeps the high-water mark across restarts and deletions.
+ */
+static const char *const migrations[] = {
+    /* 1: the row-per-reading layout, devices, meta. */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) VALUES('next_seq', 1);"
+    "CREATE TABLE sensors("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  count INTEGER NOT NULL DEFAULT 0,"
+    "  first_ts INTEGER,"
+    "  last_ts INTEGER,"
+    "  last_value REAL);"
+    "CREATE TABLE readings("
+    "  seq INTEGER PRIMARY KEY,"
+    "  sensor_id INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  value REAL NOT NULL);"
+    "CREATE INDEX readings_sensor_ts ON readings(sensor_id, ts);"
+    "CREATE TABLE devices("
+    "  id TEXT PRIMARY KEY,"
+    "  status TEXT NOT NULL,"
+    "  attributes TEXT NOT NULL DEFAULT '{}',"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ---- helpers shared by the store files -------------------------------- */
+
+int store__err(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return OP_OK;
+    case SQLITE_FULL:
+        return OP_ENOSPC;
+    case SQLITE_IOERR: {
+        /* A write past RLIMIT_FSIZE fails with EFBIG and SQLite reports it
+         * as SQLITE_IOERR_WRITE; only the saved errno tells it from a
+         * failing disk. */
+        int e = db ? sqlite3_system_errno(db) : 0;
+        if (e == ENOSPC || e == EFBIG || e == EDQUOT)
+            return OP_ENOSPC;
+        return OP_EIO;
+    }
+    case SQLITE_NOMEM:
+        return OP_ENOMEM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return OP_ECORRUPT;
+    default:
+        return OP_EIO;
+    }
+}
+
+int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (rc != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "cannot prepare statement: %s", sqlite3_errmsg(db));
+        *out = NULL;
+    }
+    return rc;
+}
+
+int store__run(sqlite3_stmt *st)
+{
+    int rc;
+    do {
+        rc = sqlite3_step(st);
+    } while (rc == SQLITE_ROW);
+    /* sqlite3_reset repeats the step's error; the step's code is the one
+     * that matters, so its return is not needed. */
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int64_t pragma_int(sqlite3_stmt *st, int *err)
+{
+    int64_t v = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        *err = rc;
+    sqlite3_reset(st);
+    return v;
+}
+
+int64_t store__db_bytes_now(struct op_store *s)
+{
+    int err = SQLITE_OK;
+    int64_t pages = pragma_int(s->wstmt[W_PAGE_COUNT], &err);
+    int64_t free_pages = pragma_int(s->wstmt[W_FREELIST_COUNT], &err);
+    if (err != SQLITE_OK)
+        return store__err(s->wdb, err);
+    return (pages - free_pages) * s->page_size;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    struct op_buf b;
+    op_buf_init(&b, 4096);
+    if (op_buf_appendf(&b, "%s/%s", dir, name) != OP_OK) {
+        op_buf_fini(&b);
+        return NULL;
+    }
+    return op_buf_steal(&b, NULL);
+}
+
+/* mkdir -p: the data directory may be several levels deep and new. */
+static int make_dirs(const char *dir)
+{
+    char *p = op_strndup(dir, strlen(dir));
+    int rc = OP_OK;
+    if (!p)
+        return OP_ENOMEM;
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+            OP_ERROR(STORE_SUB, "cannot create directory %s: %s", p, strerror(errno));
+            rc = OP_EIO;
+            break;
+        }
+        *c = saved;
+        if (saved == '\0')
+            break;
+    }
+    op_free(p);
+    return rc;
+}
+
+/* ---- the write connection and the schema ------------------------------ */
+
+static int exec_sql(sqlite3 *db, const char *sql, const char *path)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return store__err(db, rc);
+    }
+    return OP_OK;
+}
+
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int db_configure(struct op_store *s)
+{
+    sqlite3 *db = s->wdb;
+    int rc;
+    const char *sync = s->opts.sync_mode == OP_SYNC_NORMAL
+                           ? "PRAGMA synchronous=NORMAL"
+                           : "PRAGMA synchronous=FULL";
+
+    /* Must precede the first table (and the switch to WAL, which writes the
+     * header) or it is silently ignored. A no-op on an existing file. */
+    if ((rc = exec_sql(db, "PRAGMA auto_vacuum=INCREMENTAL", s->path)) != OP_OK)
+        return rc;
+
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+        OP_ERROR(STORE_SUB, "%s: cannot switch to WAL mode: %s", s->path, sqlite3_errmsg(db));
+        rc = store__err(db, sqlite3_errcode(db));
+        sqlite3_finalize(st);
+        return rc == OP_OK ? OP_EIO : rc;
+    }
+    sqlite3_finalize(st);
+
+    /* synchronous=FULL in WAL mode fsyncs the WAL at every commit (survives
+     * power loss); NORMAL fsyncs only at checkpoints (survives a crash of
+     * the process, may lose the last commits on power loss). The page cache
+     * is sized for the writer's hot index pages; the WAL is truncated back
+     * to 4 MiB after a checkpoint so it does not keep its peak size. */
+    if ((rc = exec_sql(db, sync, s->path)) != OP_OK ||
+        (rc = exec_sql(db, "PRAGMA cache_size=-8192", s->path)) != OP_OK ||
+        (rc = exec_sql(db, "PRAGMA journal_size_limit=4194304", s->path)) != OP_OK ||
+        (rc = exec_sql(db, "PRAGMA temp_store=MEMORY", s->path)) != OP_OK)
+        return rc;
+    return OP_OK;
+}
+
+static int db_migrate(struct op_store *s)
+{
+    sqlite3 *db = s->wdb;
+    int64_t version = 0;
+    int rc;
+
+    if ((rc = exec_sql(db, "BEGIN IMMEDIATE", s->path)) != OP_OK)
+        return rc;
+    int src = query_int(db, "PRAGMA user_version", &version);
+    if (src != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "%s: cannot read the schema version: %s", s->path,
+                 sqlite3_errmsg(db));
+        rc = store__err(db, src);
+        goto fail;
+    }
+    if (version > STORE_SCHEMA_VERSION || version < 0) {
+        OP_ERROR(STORE_SUB, "%s: schema version %lld is newer than this build knows (%d)",
+                 s->path, (long long)version, STORE_SCHEMA_VERSION);
+        rc = OP_EIO;
+        goto fail;
+    }
+    if (version == STORE_SCHEMA_VERSION)
+        return exec_sql(db, "COMMIT", s->path);
+
+    for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
+        if ((rc = exec_sql(db, migrations[v], s->path)) != OP_OK)
+            goto fail;
+        OP_INFO(STORE_SUB, "%s: schema migrated to version %lld", s->path, (long long)v + 1);
+    }
+    if ((rc = exec_sql(db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), s->path)) !=
+        OP_OK)
+        goto fail;
+    return exec_sql(db, "COMMIT", s->path);
+
+fail:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int db_open_writer(struct op_store *s)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(s->path, &s->wdb, flags, NULL);
+    if (rc != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "cannot open %s: %s", s->path,
+                 s->wdb ? sqlite3_errmsg(s->wdb) : sqlite3_errstr(rc));
+        return rc == SQLITE_NOMEM ? OP_ENOMEM : OP_EIO;
+    }
+    sqlite3_extended_result_codes(s->wdb, 1);
+    sqlite3_busy_timeout(s->wdb, STORE_BUSY_TIMEOUT_MS);
+    if ((rc = db_configure(s)) != OP_OK || (rc = db_migrate(s)) != OP_OK)
+        return rc;
+    int64_t page_size = 0;
+    if (query_int(s->wdb, "PRAGMA page_size", &page_size) != SQLITE_OK || page_size <= 0) {
+        OP_ERROR(STORE_SUB, "%s: cannot read the page size", s->path);
+        return OP_EIO;
+    }
+    s->page_size = page_size;
+    return OP_OK;
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+/*
+ * The registry is process-wide and cannot unregister, while a store comes
+ * and goes (tests reopen it). So a gauge never points at a store: it reads
+ * the store that is open now, through this lock, and reports 0 when none is.
+ */
+static pthread_mutex_t gauge_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct op_store *gauge_store;
+
+enum { GAUGE_QUEUE, GAUGE_DB, GAUGE_FILE };
+static int gauge_ids[] = { GAUGE_QUEUE, GAUGE_DB, GAUGE_FILE };
+
+static double gauge_read(void *ctx)
+{
+    int which = *(const int *)ctx;
+    struct op_store_stats st = { 0 };
+    pthread_mutex_lock(&gauge_mu);
+    if (gauge_store)
+        op_store_get_stats(gauge_store, &st);
+    pthread_mutex_unlock(&gauge_mu);
+    switch (which) {
+    case GAUGE_QUEUE:
+        return (double)st.queue_bytes;
+    case GAUGE_DB:
+        return (double)st.db_bytes;
+    default:
+        return (double)st.file_bytes;
+    }
+}
+
+static int metrics_register(struct store_metrics *m)
+{
+    static const double commit_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                            0.005,  0.01,    0.025,  0.05,  0.1,
+                                            0.25,   0.5,     1 };
+    static const double reading_bounds[] = { 1, 10, 100, 1000, 10000, 100000, 1000000 };
+
+    m->commits = op_metrics_counter("outpost_store_commits_total", NULL,
+                                    "Group transactions committed by the store writer.");
+    m->commit_err_full =
+        op_metrics_counter("outpost_store_commit_errors_total", "reason=\"full\"",
+                           "Group transactions that failed and were rolled back, by reason.");
+    m->commit_err_io =
+        op_metrics_counter("outpost_store_commit_errors_total", "reason=\"io\"",
+                           "Group transactions that failed and were rolled back, by reason.");
+    m->appended = op_metrics_counter("outpost_store_readings_appended_total", NULL,
+                                     "Readings committed to the store.");
+    m->ret_age = op_metrics_counter("outpost_store_retention_deleted_readings_total",
+                                    "reason=\"age\"", "Readings deleted by retention, by reason.");
+    m->ret_quota =
+        op_metrics_counter("outpost_store_retention_deleted_readings_total", "reason=\"quota\"",
+                           "Readings deleted by retention, by reason.");
+    m->commit_seconds = op_metrics_histogram(
+        "outpost_store_commit_seconds", NULL, "Time to apply and commit one group transaction.",
+        commit_bounds, (int)(sizeof(commit_bounds) / sizeof(commit_bounds[0])));
+    m->commit_readings = op_metrics_histogram(
+        "outpost_store_commit_readings", NULL, "Readings per committed group transaction.",
+        reading_bounds, (int)(sizeof(reading_bounds) / sizeof(reading_bounds[0])));
+    if (!m->commits || !m->commit_err_full || !m->commit_err_io || !m->appended ||
+        !m->ret_age || !m->ret_quota || !m->commit_seconds || !m->commit_readings)
+        return OP_ENOMEM;
+
+    /* A second registration of the same gauge (the store reopened in one
+     * process) may be refused by the registry; the first one already reads
+     * whichever store is open, so the result is deliberately ignored. */
+    (void)op_metrics_gauge("outpost_store_queue_bytes", NULL,
+                           "Bytes of writes waiting for the store writer.", gauge_read,
+                           &gauge_ids[GAUGE_QUEUE]);
+    (void)op_metrics_gauge("outpost_store_db_bytes", NULL,
+                           "Bytes of database pages in use (not on the freelist).", gauge_read,
+                           &gauge_ids[GAUGE_DB]);
+    (void)op_metrics_gauge("outpost_store_file_bytes", NULL,
+                           "Bytes of the database and WAL files on disk.", gauge_read,
+                           &gauge_ids[GAUGE_FILE]);
+    return OP_OK;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static void store_free(struct op_store *s)
+{
+    if (s->readers) {
+        for (int i = 0; i < s->nreaders; i++) {
+            for (int k = 0; k < R_STMT_COUNT; k++)
+                sqlite3_finalize(s->readers[i].stmt[k]);
+            sqlite3_close(s->readers[i].db);
+        }
+        op_free(s->readers);
+    }
+    if (s->layout_state)
+        s->layout->destroy(s->layout_state);
+    store__writer_finalize(s);
+    if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
+        OP_ERROR(STORE_SUB, "%s: close: %s", s->path, sqlite3_errmsg(s->wdb));
+    if (s->sync_inited) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->rmu);
+        pthread_cond_destroy(&s->rwake);
+    }
+    op_free(s->dir);
+    op_free(s->path);
+    op_free(s->wal_path);
+    op_free(s);
+}
+
+static int sync_init(struct op_store *s)
+{
+    pthread_condattr_t ca;
+    /* The writer's timed wait (retention) must not jump with the wall clock. */
+    if (pthread_condattr_init(&ca) != 0)
+        return OP_ENOMEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int ok = pthread_mutex_init(&s->mu, NULL) == 0;
+    ok = ok && pthread_cond_init(&s->wake, &ca) == 0;
+    ok = ok && pthread_mutex_init(&s->rmu, NULL) == 0;
+    ok = ok && pthread_cond_init(&s->rwake, NULL) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ok) {
+        OP_ERROR(STORE_SUB, "cannot create locks");
+        return OP_ENOMEM;
+    }
+    s->sync_inited = true;
+    return OP_OK;
+}
+
+int op_store_open(struct op_store **out, const struct op_store_opts *opts)
+{
+    struct op_store *s = NULL;
+    int rc;
+
+    if (!out || !opts || !opts->dir || !opts->dir[0] || opts->readers < 1 ||
+        (opts->sync_mode != OP_SYNC_FULL && opts->sync_mode != OP_SYNC_NORMAL) ||
+        opts->retention_age_ms < 0 || opts->retention_bytes < 0 ||
+        opts->retention_interval_ms < 0 || opts->retention_interval_ms > STORE_MAX_INTERVAL_MS)
+        return OP_EINVAL;
+    *out = NULL;
+
+    if (!(s = op_calloc(1, sizeof(*s))))
+        return OP_ENOMEM;
+    s->opts = *opts;
+    if (s->opts.queue_max_bytes == 0)
+        s->opts.queue_max_bytes = STORE_DEFAULT_QUEUE_BYTES;
+    if (s->opts.retention_interval_ms == 0)
+        s->opts.retention_interval_ms = STORE_DEFAULT_RETENTION_INTERVAL_MS;
+    s->layout = &store__layout_rows;
+    s->dir = op_strndup(opts->dir, strlen(opts->dir));
+    s->path = s->dir ? path_join(s->dir, STORE_DB_FILE) : NULL;
+    s->wal_path = s->dir ? path_join(s->dir, STORE_DB_FILE "-wal") : NULL;
+    if (!s->dir || !s->path || !s->wal_path) {
+        rc = OP_ENOMEM;
+        goto fail;
+    }
+    s->opts.dir = s->dir;
+
+    if ((rc = sync_init(s)) != OP_OK || (rc = metrics_register(&s->m)) != OP_OK ||
+        (rc = make_dirs(s->dir)) != OP_OK || (rc = db_open_writer(s)) != OP_OK ||
+        (rc = store__writer_prepare(s)) != OP_OK ||
+        (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK)
+        goto fail;
+
+    int64_t db_bytes = store__db_bytes_now(s);
+    atomic_store(&s->db_bytes, db_bytes > 0 ? db_bytes : 0);
+
+    /* Reader connections are opened after the schema exists, so a read-only
+     * connection never sees a file without its tables. */
+    if ((rc = store__readers_open(s)) != OP_OK || (rc = store__writer_start(s)) != OP_OK)
+        goto fail;
+    if ((rc = store__readers_start(s)) != OP_OK) {
+        store__writer_stop(s);
+        goto fail;
+    }
+
+    pthread_mutex_lock(&gauge_mu);
+    gauge_store = s;
+    pthread_mutex_unlock(&gauge_mu);
+
+    OP_INFO(STORE_SUB, "opened %s (layout %s, sync %s, %d readers)", s->path, s->layout->name,
+            s->opts.sync_mode == OP_SYNC_NORMAL ? "normal" : "full", s->opts.readers);
+    *out = s;
+    return OP_OK;
+
+fail:
+    if (rc == OP_ECORRUPT || rc == OP_ENOSPC)
+        rc = OP_EIO; /* the contract: open fails with OP_EIO or OP_ENOMEM */
+    store__readers_stop(s);
+    store_free(s);
+    return rc;
+}
+
+void op_store_close(struct op_store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&gauge_mu);
+    if (gauge_store == s)
+        gauge_store = NULL;
+    pthread_mutex_unlock(&gauge_mu);
+
+    /* Both queues refuse new work from here on (OP_ESHUTDOWN). Then the
+     * writer commits what is queued, calling every done, and the readers
+     * run the jobs already queued; only then are the threads joined. */
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->rmu);
+    s->rclosing = true;
+    pthread_mutex_unlock(&s->rmu);
+
+    store__writer_stop(s);
+    store__readers_stop(s);
+    OP_INFO(STORE_SUB, "closed %s", s->path);
+    store_free(s);
+}
+
+bool op_store_ready(struct op_store *s)
+{
+    if (!s)
+        return false;
+    pthread_mutex_lock(&s->mu);
+    bool ready = !s->closing && atomic_load(&s->writer_alive);
+    pthread_mutex_unlock(&s->mu);
+    return ready;
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+void op_store_get_stats(struct op_store *s, struct op_store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    out->queue_bytes = (int64_t)s->queue_bytes;
+    pthread_mutex_unlock(&s->mu);
+    out->db_bytes = atomic_load(&s->db_bytes);
+    out->file_bytes = file_size(s->path) + file_size(s->wal_path);
+    out->commits = atomic_load(&s->commits);
+}

@@ -1,0 +1,112 @@
+/*
+ * store_retention.c: deleting old readings by age and by a byte quota. The
+ * writer calls a step between groups every retention_interval_ms; a step is
+ * one transaction that deletes at most STORE_RETENTION_CHUNK readings, so
+ * ingest never waits long behind it. When a step hits that bound the next
+ * one follows right after the next group, until retention has caught up.
+ * Freed pages are given back to the file system with incremental_vacuum
+ * (the database is created with auto_vacuum=INCREMENTAL).
+ */
+#include "store_int.h"
+
+bool store__retention_enabled(const struct op_store *s)
+{
+    return s->opts.retention_age_ms > 0 || s->opts.retention_bytes > 0;
+}
+
+int64_t store__retention_wait_ns(struct op_store *s)
+{
+    if (!store__retention_enabled(s))
+        return -1;
+    if (s->retention_behind)
+        return 0;
+    int64_t d = s->retention_next_ns - op_time_mono_ns();
+    return d > 0 ? d : 0;
+}
+
+/* Deletes by age, then by quota, within one budget of rows. */
+static int step_apply(struct op_store *s, int64_t *by_age, int64_t *by_quota, bool *over)
+{
+    const struct store_layout *l = s->layout;
+    int64_t budget = STORE_RETENTION_CHUNK;
+    int rc;
+
+    if (s->opts.retention_age_ms > 0) {
+        int64_t cutoff;
+        if (__builtin_sub_overflow(op_time_now_ms(), s->opts.retention_age_ms, &cutoff))
+            cutoff = INT64_MIN;
+        if ((rc = l->delete_older(s->layout_state, cutoff, budget, by_age)) != OP_OK)
+            return rc;
+        budget -= *by_age;
+    }
+    if (s->opts.retention_bytes > 0 && budget > 0) {
+        int64_t used = store__db_bytes_now(s);
+        if (used < 0)
+            return (int)used;
+        if (used > s->opts.retention_bytes) {
+            if ((rc = l->delete_oldest(s->layout_state, budget, by_quota)) != OP_OK)
+                return rc;
+            /* Deleting rows frees whole pages only once they are empty: go
+             * on while there is something left to delete and the pages in
+             * use are still over the quota. */
+            if (*by_quota > 0) {
+                if ((used = store__db_bytes_now(s)) < 0)
+                    return (int)used;
+                *over = used > s->opts.retention_bytes;
+            }
+        }
+    }
+    if (*by_age + *by_quota > 0) {
+        int src = store__run(s->wstmt[W_INCR_VACUUM]);
+        if (src != SQLITE_DONE)
+            return store__err(s->wdb, src);
+    }
+    return OP_OK;
+}
+
+void store__retention_step(struct op_store *s)
+{
+    int64_t by_age = 0, by_quota = 0;
+    bool over = false;
+    int rc;
+
+    int src = store__run(s->wstmt[W_BEGIN]);
+    if (src == SQLITE_DONE) {
+        s->layout->txn_begin(s->layout_state);
+        rc = step_apply(s, &by_age, &by_quota, &over);
+        if (rc == OP_OK) {
+            src = store__run(s->wstmt[W_COMMIT]);
+            rc = src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src);
+        }
+    } else {
+        rc = store__err(s->wdb, src);
+    }
+
+    if (rc != OP_OK) {
+        OP_ERROR(STORE_SUB, "%s: retention step failed, rolled back: %s (%s)", s->path,
+                 sqlite3_errmsg(s->wdb), op_err_str(rc));
+        if (!sqlite3_get_autocommit(s->wdb))
+            store__run(s->wstmt[W_ROLLBACK]);
+        s->layout->txn_abort(s->layout_state);
+        op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
+        /* Try again at the next interval, not in a tight loop. */
+        s->retention_behind = false;
+        s->retention_next_ns = op_time_mono_ns() + s->opts.retention_interval_ms * 1000000;
+        return;
+    }
+
+    if (by_age > 0)
+        op_counter_add(s->m.ret_age, (uint64_t)by_age);
+    if (by_quota > 0)
+        op_counter_add(s->m.ret_quota, (uint64_t)by_quota);
+    if (by_age + by_quota > 0) {
+        OP_DEBUG(STORE_SUB, "retention deleted %lld readings by age, %lld by quota",
+                 (long long)by_age, (long long)by_quota);
+        int64_t used = store__db_bytes_now(s);
+        if (used >= 0)
+            atomic_store(&s->db_bytes, used);
+    }
+    s->retention_behind = by_age + by_quota >= STORE_RETENTION_CHUNK || over;
+    if (!s->retention_behind)
+        s->retention_next_ns = op_time_mono_ns() + s->opts.retention_interval_ms * 1000000;
+}

@@ -1,0 +1,492 @@
+/*
+ * store_rows.c: the row-per-reading layout, the first implementation of
+ * struct store_layout. Each reading is one row of `readings` (seq, sensor_id,
+ * ts, value) plus one entry of the (sensor_id, ts) index; `sensors` holds
+ * each sensor's name and stats (count, first_ts, last_ts, last_value).
+ *
+ * The append path is the hot loop of ingest, so per reading it does one
+ * bind-step-reset of a cached INSERT and a few compares: sensor names are
+ * resolved through an in-memory hash table (with a shortcut for runs of the
+ * same sensor), and the sensor stats are summed in memory over the group and
+ * written once per sensor per commit. Everything here runs on the writer
+ * thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* Beyond this many cached sensors the cache is emptied at a group boundary,
+ * so a stream of ever-new names cannot grow the writer's memory without
+ * bound; a miss costs one indexed SELECT. */
+#define ROWS_CACHE_MAX 65536
+
+enum rows_stmt {
+    S_INSERT,
+    S_SENSOR_GET,
+    S_SENSOR_ADD,
+    S_SENSOR_STATS,
+    S_SEQ_SET,
+    S_AGE_SENSORS,
+    S_AGE_DELETE,
+    S_SENSOR_FIX,
+    S_SENSOR_DROP,
+    S_OLDEST,
+    S_DELETE_UPTO,
+    S_COUNT
+};
+
+static const char *const rows_sql[S_COUNT] = {
+    [S_INSERT] = "INSERT INTO readings(seq, sensor_id, ts, value) VALUES(?1, ?2, ?3, ?4)",
+    [S_SENSOR_GET] = "SELECT id FROM sensors WHERE name = ?1",
+    [S_SENSOR_ADD] = "INSERT INTO sensors(name) VALUES(?1)",
+    /* SET expressions all see the row as it was, so last_value compares
+     * against the old last_ts. >= makes the later commit win a tie. */
+    [S_SENSOR_STATS] = "UPDATE sensors SET count = count + ?2,"
+                       " first_ts = min(coalesce(first_ts, ?3), ?3),"
+                       " last_value = CASE WHEN last_ts IS NULL OR ?4 >= last_ts"
+                       "   THEN ?5 ELSE last_value END,"
+                       " last_ts = max(coalesce(last_ts, ?4), ?4)"
+                       " WHERE id = ?1",
+    [S_SEQ_SET] = "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+    [S_AGE_SENSORS] = "SELECT id FROM sensors WHERE first_ts < ?1 ORDER BY first_ts LIMIT ?2",
+    [S_AGE_DELETE] = "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings"
+                     " WHERE sensor_id = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)",
+    /* After deletions: the bounds come back from the (sensor_id, ts) index
+     * in a few page reads each, whatever was deleted. */
+    [S_SENSOR_FIX] = "UPDATE sensors SET count = count - ?2,"
+                     " first_ts = (SELECT ts FROM readings WHERE sensor_id = ?1"
+                     "   ORDER BY ts LIMIT 1),"
+                     " last_ts = (SELECT ts FROM readings WHERE sensor_id = ?1"
+                     "   ORDER BY ts DESC LIMIT 1),"
+                     " last_value = (SELECT value FROM readings WHERE sensor_id = ?1"
+                     "   ORDER BY ts DESC, seq DESC LIMIT 1)"
+                     " WHERE id = ?1",
+    [S_SENSOR_DROP] = "DELETE FROM sensors WHERE id = ?1 AND count <= 0",
+    [S_OLDEST] = "SELECT seq, sensor_id FROM readings ORDER BY seq LIMIT ?1",
+    [S_DELETE_UPTO] = "DELETE FROM readings WHERE seq <= ?1",
+};
+
+struct rows_sensor {
+    struct rows_sensor *hnext; /* hash chain */
+    struct rows_sensor *tnext; /* sensors touched by the current group */
+    uint64_t hash;
+    int64_t id;
+    /* This group's readings of the sensor; g_count == 0: untouched. */
+    int64_t g_count, g_min_ts, g_max_ts;
+    double g_last_value;
+    uint32_t len;
+    char name[];
+};
+
+struct rows_state {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    struct rows_sensor **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t nentries;
+    struct rows_sensor *touched;
+    struct rows_sensor *last; /* the sensor of the previous reading */
+    int64_t next_seq;
+    int64_t txn_seq; /* next_seq when the transaction began */
+    int64_t *ids;    /* scratch for retention, ids_cap entries */
+    size_t ids_cap;
+};
+
+/* ---- the sensor cache -------------------------------------------------- */
+
+static uint64_t name_hash(const char *p, uint32_t len)
+{
+    /* FNV-1a: names are short, and runs of one sensor skip hashing anyway. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (uint32_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void cache_clear(struct rows_state *st)
+{
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        struct rows_sensor *e = st->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->hnext;
+            op_free(e);
+        }
+        st->buckets[i] = NULL;
+    }
+    st->nentries = 0;
+    st->touched = NULL;
+    st->last = NULL;
+}
+
+static void cache_grow(struct rows_state *st)
+{
+    size_t n = st->nbuckets * 2;
+    struct rows_sensor **b = op_calloc(n, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < st->nbuckets; i++) {
+        struct rows_sensor *e = st->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->hnext;
+            e->hnext = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    op_free(st->buckets);
+    st->buckets = b;
+    st->nbuckets = n;
+}
+
+/* Finds the sensor's id in the database, adding the sensor if it is new. */
+static int sensor_resolve(struct rows_state *st, const char *name, uint32_t len, int64_t *id)
+{
+    sqlite3_stmt *q = st->st[S_SENSOR_GET];
+    sqlite3_bind_text(q, 1, name, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(q, 0);
+        rc = SQLITE_DONE;
+    }
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc != SQLITE_DONE || *id > 0)
+        return err;
+
+    q = st->st[S_SENSOR_ADD];
+    sqlite3_bind_text(q, 1, name, (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (err == OP_OK)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return err;
+}
+
+static int sensor_get(struct rows_state *st, const char *name, uint32_t len,
+                      struct rows_sensor **out)
+{
+    uint64_t h = name_hash(name, len);
+    struct rows_sensor *e = st->buckets[h & (st->nbuckets - 1)];
+    for (; e; e = e->hnext) {
+        if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0) {
+            *out = e;
+            return OP_OK;
+        }
+    }
+
+    int64_t id = 0;
+    int rc = sensor_resolve(st, name, len, &id);
+    if (rc != OP_OK)
+        return rc;
+    if (!(e = op_malloc(sizeof(*e) + len)))
+        return OP_ENOMEM;
+    memset(e, 0, sizeof(*e));
+    memcpy(e->name, name, len);
+    e->len = len;
+    e->hash = h;
+    e->id = id;
+    if (st->nentries >= st->nbuckets)
+        cache_grow(st);
+    size_t b = h & (st->nbuckets - 1);
+    e->hnext = st->buckets[b];
+    st->buckets[b] = e;
+    st->nentries++;
+    *out = e;
+    return OP_OK;
+}
+
+/* ---- the vtable -------------------------------------------------------- */
+
+static void rows_destroy(void *state)
+{
+    struct rows_state *st = state;
+    if (!st)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->st[i]);
+    if (st->buckets)
+        cache_clear(st);
+    op_free(st->buckets);
+    op_free(st->ids);
+    op_free(st);
+}
+
+static int rows_create(struct op_store *s, sqlite3 *db, void **state)
+{
+    struct rows_state *st = op_calloc(1, sizeof(*st));
+    sqlite3_stmt *q = NULL;
+    int rc;
+
+    *state = NULL;
+    if (!st)
+        return OP_ENOMEM;
+    st->db = db;
+    st->nbuckets = 1024;
+    if (!(st->buckets = op_calloc(st->nbuckets, sizeof(*st->buckets)))) {
+        rc = OP_ENOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < S_COUNT; i++) {
+        if (store__prepare(db, rows_sql[i], &st->st[i]) != SQLITE_OK) {
+            rc = OP_EIO;
+            goto fail;
+        }
+    }
+
+    /* The next seq is past both the saved high-water mark and any row (a
+     * database written before the mark existed, or by hand). */
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
+                            " coalesce((SELECT max(seq) FROM readings), 0) + 1)",
+                            -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        st->next_seq = sqlite3_column_int64(q, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "%s: cannot read the sequence: %s", s->path, sqlite3_errmsg(db));
+        rc = store__err(db, rc);
+        goto fail;
+    }
+    st->txn_seq = st->next_seq;
+    *state = st;
+    return OP_OK;
+
+fail:
+    rows_destroy(st);
+    return rc;
+}
+
+static void rows_txn_begin(void *state)
+{
+    struct rows_state *st = state;
+    st->txn_seq = st->next_seq;
+}
+
+static int rows_append(void *state, const struct op_reading *rd, size_t n)
+{
+    struct rows_state *st = state;
+    sqlite3_stmt *ins = st->st[S_INSERT];
+    struct rows_sensor *e = st->last;
+    int64_t seq = st->next_seq;
+    int rc = OP_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct op_reading *r = &rd[i];
+        if (!e || e->len != r->sensor_len || memcmp(e->name, r->sensor, r->sensor_len) != 0) {
+            if ((rc = sensor_get(st, r->sensor, r->sensor_len, &e)) != OP_OK)
+                break;
+        }
+        sqlite3_bind_int64(ins, 1, seq);
+        sqlite3_bind_int64(ins, 2, e->id);
+        sqlite3_bind_int64(ins, 3, r->ts);
+        sqlite3_bind_double(ins, 4, r->value);
+        int src = sqlite3_step(ins);
+        if (src != SQLITE_DONE) {
+            rc = store__err(st->db, src);
+            sqlite3_reset(ins);
+            break;
+        }
+        sqlite3_reset(ins);
+        seq++;
+
+        if (e->g_count == 0) {
+            e->g_min_ts = e->g_max_ts = r->ts;
+            e->g_last_value = r->value;
+            e->tnext = st->touched;
+            st->touched = e;
+        } else {
+            if (r->ts < e->g_min_ts)
+                e->g_min_ts = r->ts;
+            /* >=: of readings with equal ts the later one is the last. */
+            if (r->ts >= e->g_max_ts) {
+                e->g_max_ts = r->ts;
+                e->g_last_value = r->value;
+            }
+        }
+        e->g_count++;
+    }
+    st->last = e;
+    st->next_seq = seq;
+    return rc;
+}
+
+static int rows_group_end(void *state)
+{
+    struct rows_state *st = state;
+    sqlite3_stmt *q = st->st[S_SENSOR_STATS];
+    int rc;
+
+    for (struct rows_sensor *e = st->touched; e; e = e->tnext) {
+        sqlite3_bind_int64(q, 1, e->id);
+        sqlite3_bind_int64(q, 2, e->g_count);
+        sqlite3_bind_int64(q, 3, e->g_min_ts);
+        sqlite3_bind_int64(q, 4, e->g_max_ts);
+        sqlite3_bind_double(q, 5, e->g_last_value);
+        if ((rc = store__run(q)) != SQLITE_DONE)
+            return store__err(st->db, rc);
+        e->g_count = 0;
+    }
+    st->touched = NULL;
+
+    if (st->next_seq != st->txn_seq) {
+        q = st->st[S_SEQ_SET];
+        sqlite3_bind_int64(q, 1, st->next_seq);
+        if ((rc = store__run(q)) != SQLITE_DONE)
+            return store__err(st->db, rc);
+    }
+    if (st->nentries > ROWS_CACHE_MAX)
+        cache_clear(st);
+    return OP_OK;
+}
+
+static void rows_txn_abort(void *state)
+{
+    struct rows_state *st = state;
+    /* Sensors added in the rolled-back transaction are gone and the group
+     * sums are void; the cache is only a cache, so drop all of it. */
+    cache_clear(st);
+    st->next_seq = st->txn_seq;
+}
+
+/* ---- retention --------------------------------------------------------- */
+
+static int ids_reserve(struct rows_state *st, size_t n)
+{
+    if (n <= st->ids_cap)
+        return OP_OK;
+    int64_t *p = op_realloc(st->ids, n * sizeof(*p));
+    if (!p)
+        return OP_ENOMEM;
+    st->ids = p;
+    st->ids_cap = n;
+    return OP_OK;
+}
+
+/* Takes n deleted readings off the sensor's stats, recomputes its bounds and
+ * drops it if nothing is left. *dropped is set when it was. */
+static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *dropped)
+{
+    sqlite3_stmt *q = st->st[S_SENSOR_FIX];
+    int rc;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, n);
+    if ((rc = store__run(q)) != SQLITE_DONE)
+        return store__err(st->db, rc);
+    q = st->st[S_SENSOR_DROP];
+    sqlite3_bind_int64(q, 1, id);
+    if ((rc = store__run(q)) != SQLITE_DONE)
+        return store__err(st->db, rc);
+    if (sqlite3_changes(st->db) > 0)
+        *dropped = true;
+    return OP_OK;
+}
+
+static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int64_t *deleted)
+{
+    struct rows_state *st = state;
+    sqlite3_stmt *q = st->st[S_AGE_SENSORS];
+    size_t nids = 0;
+    bool dropped = false;
+    int rc;
+
+    *deleted = 0;
+    if ((rc = ids_reserve(st, (size_t)max_rows)) != OP_OK)
+        return rc;
+    /* Collect first: the loop below changes the table being scanned. Each
+     * listed sensor has at least one row to delete, so max_rows sensors
+     * are enough to use the whole budget. */
+    sqlite3_bind_int64(q, 1, cutoff);
+    sqlite3_bind_int64(q, 2, max_rows);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        st->ids[nids++] = sqlite3_column_int64(q, 0);
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    sqlite3_reset(q);
+    if (err != OP_OK)
+        return err;
+
+    q = st->st[S_AGE_DELETE];
+    for (size_t i = 0; i < nids && *deleted < max_rows; i++) {
+        sqlite3_bind_int64(q, 1, st->ids[i]);
+        sqlite3_bind_int64(q, 2, cutoff);
+        sqlite3_bind_int64(q, 3, max_rows - *deleted);
+        if ((rc = store__run(q)) != SQLITE_DONE)
+            return store__err(st->db, rc);
+        int64_t n = sqlite3_changes64(st->db);
+        *deleted += n;
+        if (n > 0 && (err = sensor_fix(st, st->ids[i], n, &dropped)) != OP_OK)
+            return err;
+    }
+    /* A dropped sensor's id must not be used again by the cache. */
+    if (dropped)
+        cache_clear(st);
+    return OP_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
+{
+    struct rows_state *st = state;
+    sqlite3_stmt *q = st->st[S_OLDEST];
+    size_t nids = 0;
+    int64_t max_seq = 0;
+    bool dropped = false;
+    int rc;
+
+    *deleted = 0;
+    if ((rc = ids_reserve(st, (size_t)max_rows)) != OP_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, max_rows);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        max_seq = sqlite3_column_int64(q, 0);
+        st->ids[nids++] = sqlite3_column_int64(q, 1);
+    }
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    sqlite3_reset(q);
+    if (err != OP_OK || nids == 0)
+        return err;
+
+    /* The rows listed are exactly those with seq <= max_seq. */
+    q = st->st[S_DELETE_UPTO];
+    sqlite3_bind_int64(q, 1, max_seq);
+    if ((rc = store__run(q)) != SQLITE_DONE)
+        return store__err(st->db, rc);
+    *deleted = sqlite3_changes64(st->db);
+
+    /* One stats fix per sensor: sort the sensor ids and count the runs. */
+    qsort(st->ids, nids, sizeof(st->ids[0]), cmp_i64);
+    for (size_t i = 0; i < nids;) {
+        size_t j = i + 1;
+        while (j < nids && st->ids[j] == st->ids[i])
+            j++;
+        if ((err = sensor_fix(st, st->ids[i], (int64_t)(j - i), &dropped)) != OP_OK)
+            return err;
+        i = j;
+    }
+    if (dropped)
+        cache_clear(st);
+    return OP_OK;
+}
+
+const struct store_layout store__layout_rows = {
+    .name = "rows",
+    .create = rows_create,
+    .destroy = rows_destroy,
+    .txn_begin = rows_txn_begin,
+    .append = rows_append,
+    .group_end = rows_group_end,
+    .txn_abort = rows_txn_abort,
+    .delete_older = rows_delete_older,
+    .delete_oldest = rows_delete_oldest,
+};

@@ -1,0 +1,323 @@
+/*
+ * store_writer.c: the write queue and the writer thread. Any thread submits
+ * struct op_store_write records into a byte-capped queue; the one writer
+ * thread, which owns the only write connection, takes everything queued at
+ * once, applies it in one transaction (BEGIN IMMEDIATE ... COMMIT) and then
+ * calls each record's done with the outcome. One fsync thus acknowledges
+ * every write that arrived while the previous one ran (group commit).
+ * Between groups the writer also takes bounded retention steps.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_int.h"
+
+/* ---- submit ------------------------------------------------------------ */
+
+/* Validates w and returns the bytes it holds the submitter to keep alive,
+ * which is what the queue cap accounts; 0 means invalid. */
+static size_t write_bytes(const struct op_store_write *w)
+{
+    size_t bytes = sizeof(*w);
+    switch (w->op) {
+    case OP_STORE_APPEND:
+        if (w->n == 0 || !w->readings)
+            return 0;
+        for (size_t i = 0; i < w->n; i++) {
+            const struct op_reading *r = &w->readings[i];
+            /* SQLite stores NaN as NULL, which the NOT NULL column would
+             * refuse mid-group and fail every write in it: refuse it here. */
+            if (!r->sensor || r->sensor_len == 0 || r->sensor_len > STORE_SENSOR_MAX ||
+                !isfinite(r->value))
+                return 0;
+            bytes += sizeof(*r) + r->sensor_len;
+        }
+        return bytes;
+    case OP_STORE_DEVICE_PUT:
+        if (w->attributes)
+            bytes += strlen(w->attributes);
+        /* fall through */
+    case OP_STORE_DEVICE_STATUS:
+        if (!w->status)
+            return 0;
+        bytes += strlen(w->status);
+        /* fall through */
+    case OP_STORE_DEVICE_DELETE:
+        if (!w->device_id || !w->device_id[0])
+            return 0;
+        return bytes + strlen(w->device_id);
+    }
+    return 0;
+}
+
+int op_store_submit(struct op_store *s, struct op_store_write *w)
+{
+    if (!s || !w || !w->done)
+        return OP_EINVAL;
+    size_t bytes = write_bytes(w);
+    if (bytes == 0)
+        return OP_EINVAL;
+    w->bytes = bytes;
+    w->rc = OP_OK;
+    w->next = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        return OP_ESHUTDOWN;
+    }
+    /* A write bigger than the whole cap is let in when the queue is empty,
+     * or it could never succeed. */
+    if (s->queue_bytes > 0 && bytes > s->opts.queue_max_bytes - s->queue_bytes) {
+        pthread_mutex_unlock(&s->mu);
+        return OP_EBUSY;
+    }
+    bool was_empty = s->head == NULL;
+    if (s->tail)
+        s->tail->next = w;
+    else
+        s->head = w;
+    s->tail = w;
+    s->queue_bytes += bytes;
+    /* The writer sleeps only when the queue is empty, so only the write
+     * that makes it non-empty needs to wake it. */
+    if (was_empty)
+        pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    return OP_OK;
+}
+
+/* ---- writer statements ------------------------------------------------- */
+
+static const char *const wsql[W_STMT_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_DEV_PUT] = "INSERT INTO devices(id, status, attributes, updated_at) VALUES(?1, ?2, ?3, ?4)"
+                  " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+                  " attributes = excluded.attributes, updated_at = excluded.updated_at",
+    /* POST /status of the old API creates the device if it is new. */
+    [W_DEV_STATUS] = "INSERT INTO devices(id, status, attributes, updated_at)"
+                     " VALUES(?1, ?2, '{}', ?3)"
+                     " ON CONFLICT(id) DO UPDATE SET status = excluded.status,"
+                     " updated_at = excluded.updated_at",
+    [W_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
+    [W_PAGE_COUNT] = "PRAGMA page_count",
+    [W_FREELIST_COUNT] = "PRAGMA freelist_count",
+    [W_INCR_VACUUM] = "PRAGMA incremental_vacuum(" STORE_STR(STORE_VACUUM_PAGES) ")",
+};
+
+int store__writer_prepare(struct op_store *s)
+{
+    for (int i = 0; i < W_STMT_COUNT; i++)
+        if (store__prepare(s->wdb, wsql[i], &s->wstmt[i]) != SQLITE_OK)
+            return OP_EIO;
+    return OP_OK;
+}
+
+void store__writer_finalize(struct op_store *s)
+{
+    for (int i = 0; i < W_STMT_COUNT; i++) {
+        sqlite3_finalize(s->wstmt[i]);
+        s->wstmt[i] = NULL;
+    }
+}
+
+/* ---- applying one group ------------------------------------------------ */
+
+static int device_apply(struct op_store *s, struct op_store_write *w)
+{
+    sqlite3_stmt *st;
+    int rc;
+    switch (w->op) {
+    case OP_STORE_DEVICE_PUT:
+        st = s->wstmt[W_DEV_PUT];
+        sqlite3_bind_text(st, 1, w->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, w->status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, w->attributes ? w->attributes : "{}", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, w->updated_at);
+        break;
+    case OP_STORE_DEVICE_STATUS:
+        st = s->wstmt[W_DEV_STATUS];
+        sqlite3_bind_text(st, 1, w->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, w->status, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, w->updated_at);
+        break;
+    default:
+        st = s->wstmt[W_DEV_DELETE];
+        sqlite3_bind_text(st, 1, w->device_id, -1, SQLITE_STATIC);
+        break;
+    }
+    rc = store__run(st);
+    /* The bound strings belong to the submitter, who may free them once
+     * done has run: do not let the statement keep pointers to them. */
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE)
+        return store__err(s->wdb, rc);
+    if (w->op == OP_STORE_DEVICE_DELETE && sqlite3_changes(s->wdb) == 0)
+        w->rc = OP_ENOTFOUND; /* a per-write outcome; the group goes on */
+    return OP_OK;
+}
+
+/* Applies every write of the group; returns the first error that breaks
+ * the transaction. *readings gets the readings appended. */
+static int group_apply(struct op_store *s, struct op_store_write *group, int64_t *readings)
+{
+    int rc;
+    for (struct op_store_write *w = group; w; w = w->next) {
+        if (w->op == OP_STORE_APPEND) {
+            rc = s->layout->append(s->layout_state, w->readings, w->n);
+            *readings += (int64_t)w->n;
+        } else {
+            rc = device_apply(s, w);
+        }
+        if (rc != OP_OK)
+            return rc;
+    }
+    return s->layout->group_end(s->layout_state);
+}
+
+/* After a failed statement or COMMIT: end the transaction if SQLite has not
+ * already rolled it back itself (it may, after SQLITE_FULL or an I/O error)
+ * and drop the layout's memory of rows that no longer exist. */
+static void group_rollback(struct op_store *s)
+{
+    if (!sqlite3_get_autocommit(s->wdb)) {
+        int rc = store__run(s->wstmt[W_ROLLBACK]);
+        if (rc != SQLITE_DONE)
+            OP_ERROR(STORE_SUB, "%s: rollback failed: %s", s->path, sqlite3_errmsg(s->wdb));
+    }
+    s->layout->txn_abort(s->layout_state);
+}
+
+static void group_commit(struct op_store *s, struct op_store_write *group)
+{
+    int64_t t0 = op_time_mono_ns();
+    int64_t readings = 0;
+    size_t nwrites = 0;
+    int rc;
+
+    for (struct op_store_write *w = group; w; w = w->next)
+        nwrites++;
+
+    int src = store__run(s->wstmt[W_BEGIN]);
+    if (src == SQLITE_DONE) {
+        s->layout->txn_begin(s->layout_state);
+        rc = group_apply(s, group, &readings);
+        if (rc == OP_OK) {
+            src = store__run(s->wstmt[W_COMMIT]);
+            rc = src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src);
+        }
+    } else {
+        rc = store__err(s->wdb, src);
+    }
+
+    if (rc == OP_OK) {
+        atomic_fetch_add(&s->commits, 1);
+        op_counter_add(s->m.commits, 1);
+        op_counter_add(s->m.appended, (uint64_t)readings);
+        op_histogram_observe(s->m.commit_seconds, (double)(op_time_mono_ns() - t0) / 1e9);
+        op_histogram_observe(s->m.commit_readings, (double)readings);
+        int64_t db_bytes = store__db_bytes_now(s);
+        if (db_bytes >= 0)
+            atomic_store(&s->db_bytes, db_bytes);
+    } else {
+        /* Read the message before ROLLBACK replaces it. */
+        OP_ERROR(STORE_SUB, "%s: commit of %zu writes (%lld readings) failed, rolled back: %s (%s)",
+                 s->path, nwrites, (long long)readings, sqlite3_errmsg(s->wdb), op_err_str(rc));
+        group_rollback(s);
+        /* The done contract knows storage full and I/O errors only. */
+        if (rc != OP_ENOSPC)
+            rc = OP_EIO;
+        op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
+    }
+
+    for (struct op_store_write *w = group, *next; w; w = next) {
+        /* done may free or resubmit w: read the link first. */
+        next = w->next;
+        if (rc != OP_OK)
+            w->rc = rc;
+        w->done(w);
+    }
+}
+
+/* ---- the writer thread ------------------------------------------------- */
+
+/* Waits on s->wake for at most ns (negative: no limit). Called with s->mu. */
+static void wait_for_work(struct op_store *s, int64_t ns)
+{
+    if (ns < 0) {
+        pthread_cond_wait(&s->wake, &s->mu);
+        return;
+    }
+    /* The condition runs on CLOCK_MONOTONIC (see sync_init); the retention
+     * schedule is kept in op_time_mono_ns, so only the distance is used. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t nsec = (int64_t)ts.tv_nsec + ns % 1000000000;
+    ts.tv_sec += (time_t)(ns / 1000000000 + nsec / 1000000000);
+    ts.tv_nsec = (long)(nsec % 1000000000);
+    pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+}
+
+static void *writer_main(void *arg)
+{
+    struct op_store *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        for (;;) {
+            if (s->head || s->closing)
+                break;
+            int64_t ns = store__retention_wait_ns(s);
+            if (ns == 0)
+                break;
+            wait_for_work(s, ns);
+        }
+        struct op_store_write *group = s->head;
+        bool closing = s->closing;
+        s->head = s->tail = NULL;
+        s->queue_bytes = 0;
+        pthread_mutex_unlock(&s->mu);
+
+        if (group)
+            group_commit(s, group);
+        else if (closing)
+            break;
+        /* Retention steps go between groups, one bounded step at a time, so
+         * ingest waits for at most one step. Closing skips them: it should
+         * be quick, and the next start catches up. */
+        if (!closing && store__retention_wait_ns(s) == 0)
+            store__retention_step(s);
+    }
+    atomic_store(&s->writer_alive, false);
+    return NULL;
+}
+
+int store__writer_start(struct op_store *s)
+{
+    if (store__retention_enabled(s))
+        s->retention_next_ns = op_time_mono_ns(); /* catch up at once after a restart */
+    atomic_store(&s->writer_alive, true);
+    int e = pthread_create(&s->writer, NULL, writer_main, s);
+    if (e != 0) {
+        atomic_store(&s->writer_alive, false);
+        OP_ERROR(STORE_SUB, "cannot start the writer thread: %s", strerror(e));
+        return OP_ENOMEM;
+    }
+    s->writer_started = true;
+    return OP_OK;
+}
+
+void store__writer_stop(struct op_store *s)
+{
+    if (!s->writer_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->writer, NULL);
+    s->writer_started = false;
+}

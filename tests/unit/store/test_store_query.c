@@ -1,0 +1,403 @@
+/*
+ * Tests of src/store/store_query.c and store_reader.c: range order, bounds,
+ * limits and cursor paging through runs of equal timestamps; aggregate
+ * buckets (negative timestamps, first/last); the sensor list and its stats;
+ * the read queue's cap.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "outpost/core.h"
+#include "test_store_common.h"
+
+struct fixture {
+    char *dir;
+    struct op_store *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = op_calloc(1, sizeof(*f));
+    f->dir = ts_tmpdir();
+    struct op_store_opts o = ts_opts(f->dir);
+    f->s = ts_open(&o);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    op_store_close(f->s);
+    ts_rmrf(f->dir);
+    op_free(f);
+    op_metrics_reset();
+    return 0;
+}
+
+static void append_one(struct op_store *s, const char *sensor, int64_t ts, double v)
+{
+    assert_int_equal(ts_append(s, sensor, ts, 0, v, 1), OP_OK);
+}
+
+/* ---- range ------------------------------------------------------------- */
+
+#define MAX_ROWS 256
+
+struct rows {
+    int n;
+    int stop_after; /* 0: never stop */
+    int64_t ts[MAX_ROWS], seq[MAX_ROWS];
+    double v[MAX_ROWS];
+};
+
+static int collect_row(void *ctx, int64_t ts, double v, int64_t seq)
+{
+    struct rows *r = ctx;
+    assert_true(r->n < MAX_ROWS);
+    r->ts[r->n] = ts;
+    r->v[r->n] = v;
+    r->seq[r->n] = seq;
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after;
+}
+
+struct range_call {
+    struct op_range_query q;
+    struct rows rows;
+    int rc;
+};
+
+static void range_job(struct op_store_reader *r, void *ctx)
+{
+    struct range_call *c = ctx;
+    c->rc = op_store_query_range(r, &c->q, collect_row, &c->rows);
+}
+
+static struct range_call range(struct op_store *s, struct op_range_query q)
+{
+    struct range_call c = { .q = q };
+    ts_read(s, range_job, &c);
+    return c;
+}
+
+static void test_range_order_and_bounds(void **state)
+{
+    struct fixture *f = *state;
+    /* Out of order across writes, and another sensor interleaved. */
+    append_one(f->s, "t", 30, 3);
+    append_one(f->s, "other", 20, 99);
+    append_one(f->s, "t", 10, 1);
+    append_one(f->s, "t", 20, 2);
+    append_one(f->s, "t", 40, 4);
+
+    struct range_call c = range(f->s, (struct op_range_query){ "t", 0, 100, 10 });
+    assert_int_equal(c.rc, 4);
+    int64_t want[] = { 10, 20, 30, 40 };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(c.rows.ts[i], want[i]);
+        assert_true(c.rows.v[i] == (double)(i + 1));
+    }
+
+    c = range(f->s, (struct op_range_query){ "t", 20, 40, 10 }); /* [20, 40) */
+    assert_int_equal(c.rc, 2);
+    assert_int_equal(c.rows.ts[0], 20);
+    assert_int_equal(c.rows.ts[1], 30);
+
+    c = range(f->s, (struct op_range_query){ "t", 0, 100, 3, .desc = true });
+    assert_int_equal(c.rc, 3);
+    assert_int_equal(c.rows.ts[0], 40);
+    assert_int_equal(c.rows.ts[2], 20);
+
+    c = range(f->s, (struct op_range_query){ "nope", 0, 100, 10 });
+    assert_int_equal(c.rc, 0);
+    c = range(f->s, (struct op_range_query){ "t", 50, 50, 10 });
+    assert_int_equal(c.rc, 0);
+    c = range(f->s, (struct op_range_query){ "t", 0, 100, 0 });
+    assert_int_equal(c.rc, OP_EINVAL);
+
+    /* The callback stops the query early; the count includes that row. */
+    c = (struct range_call){ .q = { "t", 0, 100, 10 }, .rows = { .stop_after = 2 } };
+    ts_read(f->s, range_job, &c);
+    assert_int_equal(c.rc, 2);
+}
+
+/* Pages through everything with page size `page`, returns the rows seen. */
+static struct rows page_all(struct op_store *s, bool desc, int page)
+{
+    struct rows all = { 0 };
+    struct op_range_query q = { "dup", INT64_MIN, INT64_MAX, page, .desc = desc };
+    for (int guard = 0; guard < 100; guard++) {
+        struct range_call c = range(s, q);
+        assert_true(c.rc >= 0);
+        for (int i = 0; i < c.rows.n; i++) {
+            all.ts[all.n] = c.rows.ts[i];
+            all.seq[all.n] = c.rows.seq[i];
+            all.v[all.n] = c.rows.v[i];
+            all.n++;
+        }
+        if (c.rc < page)
+            return all;
+        q.has_after = true;
+        q.after_ts = c.rows.ts[c.rows.n - 1];
+        q.after_seq = c.rows.seq[c.rows.n - 1];
+    }
+    fail_msg("paging did not end");
+    return all;
+}
+
+static void test_range_cursor_through_duplicates(void **state)
+{
+    struct fixture *f = *state;
+    /* Runs of equal ts, written in several batches and out of order. */
+    assert_int_equal(ts_append(f->s, "dup", 100, 0, 0, 7), OP_OK);  /* 7 x ts 100 */
+    assert_int_equal(ts_append(f->s, "dup", 50, 0, 10, 5), OP_OK);  /* 5 x ts 50 */
+    assert_int_equal(ts_append(f->s, "dup", 100, 0, 20, 4), OP_OK); /* 4 more x ts 100 */
+    assert_int_equal(ts_append(f->s, "dup", -5, 0, 30, 3), OP_OK);  /* 3 x ts -5 */
+
+    for (int desc = 0; desc <= 1; desc++) {
+        for (int page = 1; page <= 6; page++) {
+            struct rows all = page_all(f->s, desc, page);
+            assert_int_equal(all.n, 19);
+            for (int i = 1; i < all.n; i++) {
+                /* Strictly ordered by (ts, seq): no repeat, no gap. */
+                bool after = all.ts[i] > all.ts[i - 1] ||
+                             (all.ts[i] == all.ts[i - 1] && all.seq[i] > all.seq[i - 1]);
+                assert_true(desc ? !after : after);
+            }
+            /* Equal ts come in the order they were stored. */
+            int first = desc ? 18 : 0;
+            assert_int_equal(all.ts[first], -5);
+            assert_true(all.v[first] == 30);
+        }
+    }
+}
+
+/* ---- aggregate --------------------------------------------------------- */
+
+#define MAX_BUCKETS 32
+
+struct agg_call {
+    struct op_agg_query q;
+    struct op_agg_bucket b[MAX_BUCKETS];
+    int n;
+    int rc;
+};
+
+static int collect_bucket(void *ctx, const struct op_agg_bucket *b)
+{
+    struct agg_call *c = ctx;
+    assert_true(c->n < MAX_BUCKETS);
+    c->b[c->n++] = *b;
+    return 0;
+}
+
+static void agg_job(struct op_store_reader *r, void *ctx)
+{
+    struct agg_call *c = ctx;
+    c->rc = op_store_query_aggregate(r, &c->q, collect_bucket, c);
+}
+
+static void test_aggregate_buckets(void **state)
+{
+    struct fixture *f = *state;
+    struct {
+        int64_t ts;
+        double v;
+    } in[] = {
+        { -1500, 1 }, { -1000, 2 }, { -1, 3 }, { 0, 4 }, { 999, 5 }, { 999, 6 },
+        { 1000, 7 },  { 5000, 8 },  { 500, 9 },
+    };
+    /* One batch per reading so that seq follows this order: the 999 pair
+     * keeps 5 before 6, and 500 arrives last but sorts by ts. */
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+        append_one(f->s, "agg", in[i].ts, in[i].v);
+
+    struct agg_call c = { .q = { "agg", INT64_MIN, INT64_MAX, 1000 } };
+    ts_read(f->s, agg_job, &c);
+    assert_int_equal(c.rc, 5);
+    assert_int_equal(c.n, 5);
+    /* [-2000, -1000): -1500 */
+    assert_int_equal(c.b[0].start, -2000);
+    assert_int_equal(c.b[0].count, 1);
+    /* [-1000, 0): -1000, -1 */
+    assert_int_equal(c.b[1].start, -1000);
+    assert_int_equal(c.b[1].count, 2);
+    assert_true(c.b[1].first == 2 && c.b[1].last == 3);
+    assert_true(c.b[1].sum == 5 && c.b[1].min == 2 && c.b[1].max == 3);
+    /* [0, 1000): 0, 500, 999, 999 */
+    assert_int_equal(c.b[2].start, 0);
+    assert_int_equal(c.b[2].count, 4);
+    assert_true(c.b[2].first == 4);
+    assert_true(c.b[2].last == 6); /* equal ts: the later write is last */
+    assert_true(c.b[2].min == 4 && c.b[2].max == 9 && c.b[2].sum == 24);
+    assert_int_equal(c.b[3].start, 1000);
+    assert_int_equal(c.b[4].start, 5000);
+
+    /* Range bounds and a step that does not divide the range. */
+    c = (struct agg_call){ .q = { "agg", -1000, 1000, 300 } };
+    ts_read(f->s, agg_job, &c);
+    /* -1000 -> [-1200,-900); -1 -> [-300,0); 0 -> [0,300); 500 -> [300,600);
+     * 999,999 -> [900,1200) */
+    assert_int_equal(c.rc, 5);
+    assert_int_equal(c.b[0].start, -1200);
+    assert_int_equal(c.b[1].start, -300);
+    assert_int_equal(c.b[2].start, 0);
+    assert_int_equal(c.b[3].start, 300);
+    assert_int_equal(c.b[4].start, 900);
+    assert_int_equal(c.b[4].count, 2);
+
+    /* Timestamps at the ends of int64_t do not overflow the bucket math. */
+    append_one(f->s, "edge", INT64_MIN + 1, 1);
+    append_one(f->s, "edge", INT64_MAX - 1, 2);
+    c = (struct agg_call){ .q = { "edge", INT64_MIN, INT64_MAX, 1000 } };
+    ts_read(f->s, agg_job, &c);
+    assert_int_equal(c.rc, 2);
+    assert_int_equal(c.b[0].start, INT64_MIN);
+    assert_int_equal(c.b[0].count, 1);
+    assert_int_equal(c.b[1].count, 1);
+
+    c = (struct agg_call){ .q = { "agg", 0, 10, 0 } };
+    ts_read(f->s, agg_job, &c);
+    assert_int_equal(c.rc, OP_EINVAL);
+}
+
+/* ---- sensors ----------------------------------------------------------- */
+
+struct sensor_list {
+    int n;
+    char name[8][32];
+    struct op_sensor_info si[8];
+    int rc;
+};
+
+static int collect_sensor(void *ctx, const struct op_sensor_info *si)
+{
+    struct sensor_list *l = ctx;
+    assert_true(l->n < 8);
+    snprintf(l->name[l->n], sizeof(l->name[0]), "%s", si->name);
+    l->si[l->n] = *si;
+    l->n++;
+    return 0;
+}
+
+static void sensors_job(struct op_store_reader *r, void *ctx)
+{
+    struct sensor_list *l = ctx;
+    l->rc = op_store_list_sensors(r, collect_sensor, l);
+}
+
+static void test_sensor_stats(void **state)
+{
+    struct fixture *f = *state;
+    struct op_reading batch[] = {
+        { "b", 1, 100, 1 }, { "a", 1, 5, 10 }, { "b", 1, 300, 3 },
+        { "b", 1, 300, 4 }, /* same ts as the previous: this one is last */
+        { "b", 1, 200, 2 },
+    };
+    struct op_store_write w = { .op = OP_STORE_APPEND, .readings = batch, .n = 5 };
+    assert_int_equal(ts_write(f->s, &w), OP_OK);
+    append_one(f->s, "b", 50, 7);  /* older than last_ts: last_value stays */
+    append_one(f->s, "a", 5, 11);  /* ties with a's last_ts in a later commit: wins */
+
+    struct sensor_list l = { 0 };
+    ts_read(f->s, sensors_job, &l);
+    assert_int_equal(l.rc, 2);
+    assert_string_equal(l.name[0], "a");
+    assert_string_equal(l.name[1], "b");
+    assert_int_equal(l.si[0].count, 2);
+    assert_int_equal(l.si[0].first_ts, 5);
+    assert_int_equal(l.si[0].last_ts, 5);
+    assert_true(l.si[0].last_value == 11);
+    assert_int_equal(l.si[1].count, 5);
+    assert_int_equal(l.si[1].first_ts, 50);
+    assert_int_equal(l.si[1].last_ts, 300);
+    assert_true(l.si[1].last_value == 4);
+}
+
+/* ---- the read queue ---------------------------------------------------- */
+
+struct blocker {
+    struct op_store_read_job job;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool entered, open;
+};
+
+static void block_fn(struct op_store_reader *r, struct op_store_read_job *job)
+{
+    (void)r;
+    struct blocker *b = (struct blocker *)job;
+    pthread_mutex_lock(&b->mu);
+    b->entered = true;
+    pthread_cond_broadcast(&b->cond);
+    while (!b->open)
+        pthread_cond_wait(&b->cond, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static _Atomic int noop_runs;
+
+static void noop_fn(struct op_store_reader *r, struct op_store_read_job *job)
+{
+    (void)r;
+    (void)job;
+    atomic_fetch_add(&noop_runs, 1);
+}
+
+static void test_read_queue_cap(void **state)
+{
+    struct fixture *f = *state;
+    struct blocker b[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&b[i], 0, sizeof(b[i]));
+        b[i].job.fn = block_fn;
+        pthread_mutex_init(&b[i].mu, NULL);
+        pthread_cond_init(&b[i].cond, NULL);
+        assert_int_equal(op_store_read_submit(f->s, &b[i].job), OP_OK);
+    }
+    for (int i = 0; i < 2; i++) { /* both readers are parked */
+        pthread_mutex_lock(&b[i].mu);
+        while (!b[i].entered)
+            pthread_cond_wait(&b[i].cond, &b[i].mu);
+        pthread_mutex_unlock(&b[i].mu);
+    }
+    static struct op_store_read_job jobs[1025];
+    atomic_store(&noop_runs, 0);
+    for (int i = 0; i < 1024; i++) {
+        jobs[i].fn = noop_fn;
+        assert_int_equal(op_store_read_submit(f->s, &jobs[i]), OP_OK);
+    }
+    jobs[1024].fn = noop_fn;
+    assert_int_equal(op_store_read_submit(f->s, &jobs[1024]), OP_EBUSY);
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&b[i].mu);
+        b[i].open = true;
+        pthread_cond_broadcast(&b[i].cond);
+        pthread_mutex_unlock(&b[i].mu);
+    }
+    /* Closing (in teardown) runs the rest; check here with a fresh close. */
+    op_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(atomic_load(&noop_runs), 1024);
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_destroy(&b[i].mu);
+        pthread_cond_destroy(&b[i].cond);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_range_order_and_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_range_cursor_through_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_buckets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sensor_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_queue_cap, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
