@@ -42,7 +42,13 @@ asan-test:
 
 bench: build
 	@scripts/deps.sh bench
+	OUTPOST_DATASETS=$(abspath ../shared/datasets) $(BUILD)/bench/codec/bench_codec
 	bench/http/run.sh $(abspath $(BUILD))/outpost
+
+# Fuzz the codec's decoder under ASan+UBSan (default 600 s: SECS=60 for a smoke run).
+fuzz-codec:
+	@scripts/deps.sh fuzz
+	scripts/fuzz-codec.sh $${SECS:-600}
 
 soak: build
 	@scripts/deps.sh test
