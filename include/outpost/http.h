@@ -24,8 +24,13 @@ uint16_t op_http_port(const struct op_http *h);
 /* Stops accepting new connections; requests in progress go on. */
 void op_http_quiesce(struct op_http *h);
 
-/* Requests accepted and not yet answered. */
+/* Requests begun (headers received) and not yet finished. */
 int op_http_inflight(const struct op_http *h);
+
+/* Requests accepted (body complete, handed to the store) and not yet
+ * answered: what a drain waits for. After op_http_quiesce no request
+ * becomes pending. */
+int op_http_pending(const struct op_http *h);
 
 /* Closes every connection, stops the threads and frees. NULL-safe. */
 void op_http_stop(struct op_http *h);

@@ -142,14 +142,21 @@ static void reload(const char *path, struct op_config *live)
 /* Stop taking work, let accepted requests finish, commit, close. */
 static void drain(struct op_http *http, struct op_store *store)
 {
+    /* Requests still sending their body were not accepted: they are cut
+     * when the server stops. Accepted ones are answered first. */
     op_http_quiesce(http);
     int64_t deadline = op_time_mono_ns() + (int64_t)DRAIN_WAIT_MS * 1000000;
-    while (op_http_inflight(http) > 0 && op_time_mono_ns() < deadline)
+    while (op_http_pending(http) > 0 && op_time_mono_ns() < deadline)
         op_signals_wait(10);
-    /* Closing the store commits whatever is still queued and answers it. */
+    if (op_http_pending(http) > 0)
+        OP_WARN("core", "%d accepted request(s) still waiting for the store after %d ms",
+                op_http_pending(http), DRAIN_WAIT_MS);
+    /* No request can reach the store any more (quiesce made new ones 503),
+     * so it can close: that commits and answers anything still queued. Then
+     * the answers go out before the server stops. */
     op_store_close(store);
     deadline = op_time_mono_ns() + 2000000000LL;
-    while (op_http_inflight(http) > 0 && op_time_mono_ns() < deadline)
+    while (op_http_pending(http) > 0 && op_time_mono_ns() < deadline)
         op_signals_wait(10);
     op_http_stop(http);
 }
@@ -205,7 +212,7 @@ int op_cli_run(int argc, char **argv)
         else if (sig == SIGTERM || sig == SIGINT)
             break;
     }
-    OP_INFO("core", "shutting down: draining %d request(s)", op_http_inflight(http));
+    OP_INFO("core", "shutting down: answering %d accepted request(s)", op_http_pending(http));
     drain(http, store);
     op_metrics_reset();
     OP_INFO("core", "stopped cleanly");

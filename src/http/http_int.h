@@ -59,6 +59,7 @@ struct http_req {
     bool body_too_large;
     bool suspended;
     bool queued;   /* a response went to the library */
+    bool pending;  /* counted in op_http.pending */
     /* The answer, set by a handler or by an async completion. */
     unsigned status;
     struct MHD_Response *resp;
@@ -83,12 +84,26 @@ struct op_http {
     void *daemon; /* struct MHD_Daemon */
     uint16_t port;
     _Atomic int inflight;
+    _Atomic int pending;   /* requests handed to the store, not yet answered */
     _Atomic bool closing;
+    struct http_deadlines *deadlines;
     struct http_route_stats *stats; /* one per route, plus one for "other" */
     struct op_counter *readings_accepted;
     struct op_histogram *batch_hist;
     struct op_histogram *latency_hist;
 };
+
+/* ---- deadlines (http_deadline.c) ---- */
+enum MHD_ConnectionNotificationCode;
+int http__deadlines_start(struct op_http *h);
+void http__deadlines_stop(struct op_http *h);
+/* MHD_OPTION_NOTIFY_CONNECTION callback: tracks each connection. */
+void http__deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe);
+/* The next request on conn must arrive whole within http.timeout. */
+void http__deadline_arm(struct op_http *h, struct MHD_Connection *conn);
+/* The request arrived: no deadline while it is served. */
+void http__deadline_disarm(struct MHD_Connection *conn);
 
 /* ---- router (http_router.c) ---- */
 extern const struct http_route http__routes[];

@@ -299,9 +299,12 @@ void http__readings_free(struct http_readings *rd)
 /* ---- small bodies: tree parser ---------------------------------------- */
 
 /* Parses body (NUL-terminated by op_buf) into a tree that must be an
- * object; 400 with yajl's message otherwise. */
-static yajl_val parse_object(const char *body, size_t len, struct op_diag *d)
+ * object: malformed JSON is 400 with yajl's message, well-formed JSON of
+ * another type is 422 with `code`. *status says which. */
+static yajl_val parse_object(const char *body, size_t len, const char *code, struct op_diag *d,
+                             int *status)
 {
+    *status = 400;
     char err[160];
     err[0] = '\0';
     if (strlen(body) != len) {
@@ -317,7 +320,8 @@ static yajl_val parse_object(const char *body, size_t len, struct op_diag *d)
         return NULL;
     }
     if (!YAJL_IS_OBJECT(root)) {
-        op_diag_set(d, "invalid_json", "expected a JSON object");
+        op_diag_set(d, code, "expected a JSON object");
+        *status = 422;
         yajl_tree_free(root);
         return NULL;
     }
@@ -330,10 +334,11 @@ int http__parse_device(const char *body, size_t len, char **status, char **attri
                        struct op_diag *d)
 {
     *status = *attributes = NULL;
-    yajl_val root = parse_object(body, len, d);
-    if (!root)
-        return 400;
     int rc = 0;
+    yajl_val root = parse_object(body, len, "invalid_device", d, &rc);
+    if (!root)
+        return rc;
+    rc = 0;
     yajl_val st = NULL, attrs = NULL;
     for (size_t i = 0; i < root->u.object.len && !rc; i++) {
         const char *k = root->u.object.keys[i];
@@ -394,13 +399,14 @@ int http__parse_compat_data(const char *body, size_t len, char **id, double *val
                             struct op_diag *d)
 {
     *id = NULL;
-    yajl_val root = parse_object(body, len, d);
+    int rc = 0;
+    yajl_val root = parse_object(body, len, "invalid_reading", d, &rc);
     if (!root)
-        return 400;
+        return rc;
+    rc = 0;
     const char *idp[] = { "id", NULL }, *vp[] = { "value", NULL };
     yajl_val idv = yajl_tree_get(root, idp, yajl_t_string);
     yajl_val vv = yajl_tree_get(root, vp, yajl_t_number);
-    int rc = 0;
     if (!idv || !http__valid_name(idv->u.string, strlen(idv->u.string), true)) {
         op_diag_set(d, "invalid_reading", "id must be a string of 1-128 bytes of [A-Za-z0-9_.:/-]");
         snprintf(d->field, sizeof d->field, "id");

@@ -84,8 +84,28 @@ static void write_done_default(struct op_store_write *w)
     http__resume(r);
 }
 
+/* Counts r as handed to the store unless the node is closing, in which
+ * case it answers 503. The increment comes before the check so that the
+ * drain, which sets closing and then waits for pending to reach zero,
+ * cannot miss a request (both are sequentially consistent atomics). */
+static bool enter_pending(struct http_req *r)
+{
+    atomic_fetch_add(&r->srv->pending, 1);
+    r->pending = true;
+    if (atomic_load(&r->srv->closing)) {
+        atomic_fetch_sub(&r->srv->pending, 1);
+        r->pending = false;
+        http__reply_errorf(r, 503, "shutting_down", NULL, "the node is shutting down");
+        http__reply_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        return false;
+    }
+    return true;
+}
+
 void http__submit_write(struct http_req *r, op_store_done_fn *done)
 {
+    if (!enter_pending(r))
+        return;
     r->write.done = done ? done : write_done_default;
     r->write.ctx = r;
     /* Suspend before submitting: the writer may finish before submit
@@ -100,6 +120,8 @@ void http__submit_write(struct http_req *r, op_store_done_fn *done)
 
 void http__submit_read(struct http_req *r, op_store_read_fn *fn)
 {
+    if (!enter_pending(r))
+        return;
     r->job.fn = fn;
     r->job.ctx = r;
     http__suspend(r);
@@ -236,6 +258,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                            (long long)h->cfg->http_max_body);
         return queue_reply(r);
     }
+    http__deadline_disarm(conn);
     r->route->fn(r);
     /* A suspended request is answered when it is resumed: the library
      * calls us again and the branch above queues the reply. */
@@ -245,7 +268,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct op_http *h = cls;
     struct http_req *r = *con_cls;
@@ -253,6 +275,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     count_request(h, r->route_idx, r->status ? r->status : 499);
+    if (r->pending)
+        atomic_fetch_sub(&h->pending, 1);
+    http__deadline_arm(h, conn);
     op_histogram_observe(h->latency_hist, (double)(op_time_mono_ns() - r->t_start_ns) / 1e9);
     atomic_fetch_sub(&h->inflight, 1);
     req_free(r);
@@ -327,6 +352,11 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
         return OP_ENOMEM;
     }
     register_metrics(h);
+    if (http__deadlines_start(h)) {
+        op_free(h->stats);
+        op_free(h);
+        return OP_ENOMEM;
+    }
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (v6)
@@ -338,6 +368,7 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
         { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__deadline_notify, h },
         { cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
           (intptr_t)cfg->http_threads, NULL },
         { MHD_OPTION_END, 0, NULL },
@@ -346,6 +377,7 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
                                  MHD_OPTION_END);
     if (!h->daemon) {
         OP_ERROR("http", "cannot listen on %s (address in use, or not permitted)", cfg->listen);
+        http__deadlines_stop(h);
         op_free(h->stats);
         op_free(h);
         return OP_EIO;
@@ -374,11 +406,17 @@ int op_http_inflight(const struct op_http *h)
     return atomic_load(&((struct op_http *)h)->inflight);
 }
 
+int op_http_pending(const struct op_http *h)
+{
+    return atomic_load(&((struct op_http *)h)->pending);
+}
+
 void op_http_stop(struct op_http *h)
 {
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
+    http__deadlines_stop(h);
     op_free(h->stats);
     op_free(h);
 }

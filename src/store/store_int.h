@@ -36,6 +36,11 @@
 #define STORE_VACUUM_PAGES 2048
 /* Sensor names are 1..128 bytes (DESIGN.md); longer ones are OP_EINVAL. */
 #define STORE_SENSOR_MAX 128
+/* More reader threads than this is a configuration mistake. */
+#define STORE_MAX_READERS 64
+/* WAL frames (pages) after which the writer checkpoints, as SQLite's
+ * default wal_autocheckpoint would, but after the done callbacks. */
+#define STORE_CHECKPOINT_FRAMES 1000
 /* Defaults for option fields left at 0. */
 #define STORE_DEFAULT_QUEUE_BYTES ((size_t)16 << 20)
 #define STORE_DEFAULT_RETENTION_INTERVAL_MS 1000
@@ -133,6 +138,7 @@ struct op_store {
     char *dir;
     char *path;     /* <dir>/outpost.db */
     char *wal_path; /* <dir>/outpost.db-wal */
+    int lock_fd;    /* <dir>/outpost.lock, flocked while open */
     const struct store_layout *layout;
 
     /* The write queue, guarded by mu. */
@@ -147,6 +153,7 @@ struct op_store {
     sqlite3_stmt *wstmt[W_STMT_COUNT];
     void *layout_state;
     int64_t page_size;
+    int wal_frames;            /* frames in the WAL after the last commit */
     int64_t retention_next_ns; /* op_time_mono_ns() of the next step */
     bool retention_behind;     /* the last step hit its bound: go again */
     pthread_t writer;
@@ -174,14 +181,15 @@ struct op_store {
 
 /* Maps a failed SQLite call on db to an op_err: SQLITE_FULL and I/O errors
  * whose system errno is ENOSPC, EFBIG or EDQUOT are OP_ENOSPC, other I/O
- * errors OP_EIO. Call it right after the failure (it reads the errno
- * SQLite kept for db). */
-int store__err(sqlite3 *db, int rc);
+ * errors OP_EIO. saved_errno is errno read right after the failing call
+ * (set errno to 0 before it): SQLite does not always keep the errno of a
+ * failed WAL write for sqlite3_system_errno. */
+int store__err(sqlite3 *db, int rc, int saved_errno);
 /* Prepares sql on db for repeated use. */
 int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
-/* Runs a prepared statement that returns no rows (or ignores them) and
- * resets it. Returns the SQLite code of the step (SQLITE_DONE on success). */
-int store__run(sqlite3_stmt *st);
+/* Runs a prepared statement to its end, ignoring rows, and resets it.
+ * Returns OP_OK or the op_err of the failure. */
+int store__exec(sqlite3 *db, sqlite3_stmt *st);
 /* (page_count - freelist_count) * page_size on the write connection, or a
  * negative op_err. Writer thread. */
 int64_t store__db_bytes_now(struct op_store *s);

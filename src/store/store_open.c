@@ -8,8 +8,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "store_int.h"
 
@@ -54,7 +57,7 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSIO
 
 /* ---- helpers shared by the store files -------------------------------- */
 
-int store__err(sqlite3 *db, int rc)
+int store__err(sqlite3 *db, int rc, int saved_errno)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -65,9 +68,12 @@ int store__err(sqlite3 *db, int rc)
         return OP_ENOSPC;
     case SQLITE_IOERR: {
         /* A write past RLIMIT_FSIZE fails with EFBIG and SQLite reports it
-         * as SQLITE_IOERR_WRITE; only the saved errno tells it from a
-         * failing disk. */
+         * as SQLITE_IOERR_WRITE; only the errno tells it from a failing
+         * disk. SQLite keeps it for some calls, not for a failed WAL write
+         * during COMMIT, hence the errno the caller saved. */
         int e = db ? sqlite3_system_errno(db) : 0;
+        if (e == 0)
+            e = saved_errno;
         if (e == ENOSPC || e == EFBIG || e == EDQUOT)
             return OP_ENOSPC;
         return OP_EIO;
@@ -92,37 +98,39 @@ int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
     return rc;
 }
 
-int store__run(sqlite3_stmt *st)
+int store__exec(sqlite3 *db, sqlite3_stmt *st)
 {
     int rc;
+    errno = 0;
     do {
         rc = sqlite3_step(st);
     } while (rc == SQLITE_ROW);
+    int saved = errno;
     /* sqlite3_reset repeats the step's error; the step's code is the one
      * that matters, so its return is not needed. */
     sqlite3_reset(st);
-    return rc;
+    return rc == SQLITE_DONE ? OP_OK : store__err(db, rc, saved);
 }
 
-static int64_t pragma_int(sqlite3_stmt *st, int *err)
+static int pragma_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out)
 {
-    int64_t v = 0;
+    errno = 0;
     int rc = sqlite3_step(st);
+    int saved = errno;
     if (rc == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    else
-        *err = rc;
+        *out = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    return v;
+    return rc == SQLITE_ROW ? OP_OK : store__err(db, rc, saved);
 }
 
 int64_t store__db_bytes_now(struct op_store *s)
 {
-    int err = SQLITE_OK;
-    int64_t pages = pragma_int(s->wstmt[W_PAGE_COUNT], &err);
-    int64_t free_pages = pragma_int(s->wstmt[W_FREELIST_COUNT], &err);
-    if (err != SQLITE_OK)
-        return store__err(s->wdb, err);
+    int64_t pages = 0, free_pages = 0;
+    int rc = pragma_int(s->wdb, s->wstmt[W_PAGE_COUNT], &pages);
+    if (rc == OP_OK)
+        rc = pragma_int(s->wdb, s->wstmt[W_FREELIST_COUNT], &free_pages);
+    if (rc != OP_OK)
+        return rc;
     return (pages - free_pages) * s->page_size;
 }
 
@@ -162,16 +170,45 @@ static int make_dirs(const char *dir)
     return rc;
 }
 
+/*
+ * SQLite's own locks keep two writers from corrupting the file, but two
+ * stores on one directory would still each assign seq from their own
+ * memory and fail each other's commits. An flock on a lock file (released
+ * by the kernel when the process dies) refuses the second one up front.
+ */
+static int lock_dir(struct op_store *s)
+{
+    char *path = path_join(s->dir, "outpost.lock");
+    if (!path)
+        return OP_ENOMEM;
+    int rc = OP_OK;
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (s->lock_fd < 0) {
+        OP_ERROR(STORE_SUB, "cannot open %s: %s", path, strerror(errno));
+        rc = OP_EIO;
+    } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            OP_ERROR(STORE_SUB, "%s is in use by another store (%s is locked)", s->dir, path);
+        else
+            OP_ERROR(STORE_SUB, "cannot lock %s: %s", path, strerror(errno));
+        rc = OP_EIO;
+    }
+    op_free(path);
+    return rc;
+}
+
 /* ---- the write connection and the schema ------------------------------ */
 
 static int exec_sql(sqlite3 *db, const char *sql, const char *path)
 {
     char *msg = NULL;
+    errno = 0;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    int saved = errno;
     if (rc != SQLITE_OK) {
         OP_ERROR(STORE_SUB, "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
-        return store__err(db, rc);
+        return store__err(db, rc, saved);
     }
     return OP_OK;
 }
@@ -205,11 +242,13 @@ static int db_configure(struct op_store *s)
         return rc;
 
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+    const char *mode = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(st, 0);
+    if (!mode || strcmp(mode, "wal") != 0) {
         OP_ERROR(STORE_SUB, "%s: cannot switch to WAL mode: %s", s->path, sqlite3_errmsg(db));
-        rc = store__err(db, sqlite3_errcode(db));
+        rc = store__err(db, sqlite3_errcode(db), 0);
         sqlite3_finalize(st);
         return rc == OP_OK ? OP_EIO : rc;
     }
@@ -240,7 +279,7 @@ static int db_migrate(struct op_store *s)
     if (src != SQLITE_OK) {
         OP_ERROR(STORE_SUB, "%s: cannot read the schema version: %s", s->path,
                  sqlite3_errmsg(db));
-        rc = store__err(db, src);
+        rc = store__err(db, src, 0);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION || version < 0) {
@@ -390,6 +429,8 @@ static void store_free(struct op_store *s)
         pthread_mutex_destroy(&s->rmu);
         pthread_cond_destroy(&s->rwake);
     }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
     op_free(s->dir);
     op_free(s->path);
     op_free(s->wal_path);
@@ -422,6 +463,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
     int rc;
 
     if (!out || !opts || !opts->dir || !opts->dir[0] || opts->readers < 1 ||
+        opts->readers > STORE_MAX_READERS ||
         (opts->sync_mode != OP_SYNC_FULL && opts->sync_mode != OP_SYNC_NORMAL) ||
         opts->retention_age_ms < 0 || opts->retention_bytes < 0 ||
         opts->retention_interval_ms < 0 || opts->retention_interval_ms > STORE_MAX_INTERVAL_MS)
@@ -430,6 +472,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
 
     if (!(s = op_calloc(1, sizeof(*s))))
         return OP_ENOMEM;
+    s->lock_fd = -1;
     s->opts = *opts;
     if (s->opts.queue_max_bytes == 0)
         s->opts.queue_max_bytes = STORE_DEFAULT_QUEUE_BYTES;
@@ -446,7 +489,8 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
     s->opts.dir = s->dir;
 
     if ((rc = sync_init(s)) != OP_OK || (rc = metrics_register(&s->m)) != OP_OK ||
-        (rc = make_dirs(s->dir)) != OP_OK || (rc = db_open_writer(s)) != OP_OK ||
+        (rc = make_dirs(s->dir)) != OP_OK || (rc = lock_dir(s)) != OP_OK ||
+        (rc = db_open_writer(s)) != OP_OK ||
         (rc = store__writer_prepare(s)) != OP_OK ||
         (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK)
         goto fail;

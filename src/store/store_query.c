@@ -16,7 +16,10 @@
  * The sensor is resolved inside the same statement, so name and rows come
  * from one snapshot. The (sensor_id, ts) index carries the rowid (seq), so
  * it delivers (ts, seq) order without a sort; the row-value comparison
- * continues strictly after the cursor in that order.
+ * continues strictly after the cursor in that order. SQLite seeks the index
+ * with one bound per side and only filters with the row value, so the
+ * cursor's ts is folded into ?2 or ?3: a page deep into a long series then
+ * starts at the cursor instead of scanning up to it.
  */
 #define RANGE_HEAD                                                                  \
     "SELECT ts, value, seq FROM readings"                                           \
@@ -51,7 +54,7 @@ static int stmt_end(struct op_store_reader *r, sqlite3_stmt *st, int src, int de
 {
     int rc = OP_OK;
     if (src != SQLITE_DONE && src != SQLITE_ROW) {
-        rc = store__err(r->db, src);
+        rc = store__err(r->db, src, 0);
         OP_ERROR(STORE_SUB, "query failed: %s", sqlite3_errmsg(r->db));
     }
     sqlite3_reset(st);
@@ -71,9 +74,20 @@ int op_store_query_range(struct op_store_reader *r, const struct op_range_query 
     sqlite3_stmt *st = stmt_get(r, which);
     if (!st)
         return OP_EIO;
+    int64_t from = q->from, to = q->to;
+    if (q->has_after) {
+        /* Asc continues at ts >= after_ts, desc at ts <= after_ts; the row
+         * value then skips the rows of after_ts already delivered. */
+        if (!q->desc && q->after_ts > from)
+            from = q->after_ts;
+        if (q->desc && q->after_ts < INT64_MAX && q->after_ts + 1 < to)
+            to = q->after_ts + 1;
+        if (from >= to)
+            return 0;
+    }
     sqlite3_bind_text(st, 1, q->sensor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, q->from);
-    sqlite3_bind_int64(st, 3, q->to);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
     /* The count is returned as an int. */
     sqlite3_bind_int64(st, 4, q->limit < INT_MAX ? q->limit : INT_MAX);
     if (q->has_after) {

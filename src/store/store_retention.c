@@ -56,11 +56,8 @@ static int step_apply(struct op_store *s, int64_t *by_age, int64_t *by_quota, bo
             }
         }
     }
-    if (*by_age + *by_quota > 0) {
-        int src = store__run(s->wstmt[W_INCR_VACUUM]);
-        if (src != SQLITE_DONE)
-            return store__err(s->wdb, src);
-    }
+    if (*by_age + *by_quota > 0)
+        return store__exec(s->wdb, s->wstmt[W_INCR_VACUUM]);
     return OP_OK;
 }
 
@@ -70,23 +67,18 @@ void store__retention_step(struct op_store *s)
     bool over = false;
     int rc;
 
-    int src = store__run(s->wstmt[W_BEGIN]);
-    if (src == SQLITE_DONE) {
+    if ((rc = store__exec(s->wdb, s->wstmt[W_BEGIN])) == OP_OK) {
         s->layout->txn_begin(s->layout_state);
         rc = step_apply(s, &by_age, &by_quota, &over);
-        if (rc == OP_OK) {
-            src = store__run(s->wstmt[W_COMMIT]);
-            rc = src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src);
-        }
-    } else {
-        rc = store__err(s->wdb, src);
+        if (rc == OP_OK)
+            rc = store__exec(s->wdb, s->wstmt[W_COMMIT]);
     }
 
     if (rc != OP_OK) {
         OP_ERROR(STORE_SUB, "%s: retention step failed, rolled back: %s (%s)", s->path,
                  sqlite3_errmsg(s->wdb), op_err_str(rc));
         if (!sqlite3_get_autocommit(s->wdb))
-            store__run(s->wstmt[W_ROLLBACK]);
+            (void)store__exec(s->wdb, s->wstmt[W_ROLLBACK]);
         s->layout->txn_abort(s->layout_state);
         op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
         /* Try again at the next interval, not in a tight loop. */

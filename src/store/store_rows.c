@@ -11,6 +11,7 @@
  * written once per sensor per commit. Everything here runs on the writer
  * thread.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,22 +146,22 @@ static int sensor_resolve(struct rows_state *st, const char *name, uint32_t len,
 {
     sqlite3_stmt *q = st->st[S_SENSOR_GET];
     sqlite3_bind_text(q, 1, name, (int)len, SQLITE_STATIC);
+    errno = 0;
     int rc = sqlite3_step(q);
+    int saved = errno;
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(q, 0);
         rc = SQLITE_DONE;
     }
-    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc, saved);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
-    if (rc != SQLITE_DONE || *id > 0)
+    if (err != OP_OK || *id > 0)
         return err;
 
     q = st->st[S_SENSOR_ADD];
     sqlite3_bind_text(q, 1, name, (int)len, SQLITE_STATIC);
-    rc = sqlite3_step(q);
-    err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
-    sqlite3_reset(q);
+    err = store__exec(st->db, q);
     sqlite3_clear_bindings(q);
     if (err == OP_OK)
         *id = sqlite3_last_insert_rowid(st->db);
@@ -240,10 +241,10 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
 
     /* The next seq is past both the saved high-water mark and any row (a
      * database written before the mark existed, or by hand). */
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
-                            " coalesce((SELECT max(seq) FROM readings), 0) + 1)",
-                            -1, &q, NULL);
+    static const char next_seq_sql[] =
+        "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
+        " coalesce((SELECT max(seq) FROM readings), 0) + 1)";
+    rc = sqlite3_prepare_v2(db, next_seq_sql, -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         st->next_seq = sqlite3_column_int64(q, 0);
         rc = SQLITE_OK;
@@ -251,7 +252,7 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
     sqlite3_finalize(q);
     if (rc != SQLITE_OK) {
         OP_ERROR(STORE_SUB, "%s: cannot read the sequence: %s", s->path, sqlite3_errmsg(db));
-        rc = store__err(db, rc);
+        rc = store__err(db, rc, 0);
         goto fail;
     }
     st->txn_seq = st->next_seq;
@@ -277,6 +278,9 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
     int64_t seq = st->next_seq;
     int rc = OP_OK;
 
+    /* Successful system calls leave errno alone, so clearing it once lets a
+     * failed insert (a page spilled to a full WAL) be told apart. */
+    errno = 0;
     for (size_t i = 0; i < n; i++) {
         const struct op_reading *r = &rd[i];
         if (!e || e->len != r->sensor_len || memcmp(e->name, r->sensor, r->sensor_len) != 0) {
@@ -289,7 +293,7 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
         sqlite3_bind_double(ins, 4, r->value);
         int src = sqlite3_step(ins);
         if (src != SQLITE_DONE) {
-            rc = store__err(st->db, src);
+            rc = store__err(st->db, src, errno);
             sqlite3_reset(ins);
             break;
         }
@@ -329,8 +333,8 @@ static int rows_group_end(void *state)
         sqlite3_bind_int64(q, 3, e->g_min_ts);
         sqlite3_bind_int64(q, 4, e->g_max_ts);
         sqlite3_bind_double(q, 5, e->g_last_value);
-        if ((rc = store__run(q)) != SQLITE_DONE)
-            return store__err(st->db, rc);
+        if ((rc = store__exec(st->db, q)) != OP_OK)
+            return rc;
         e->g_count = 0;
     }
     st->touched = NULL;
@@ -338,8 +342,8 @@ static int rows_group_end(void *state)
     if (st->next_seq != st->txn_seq) {
         q = st->st[S_SEQ_SET];
         sqlite3_bind_int64(q, 1, st->next_seq);
-        if ((rc = store__run(q)) != SQLITE_DONE)
-            return store__err(st->db, rc);
+        if ((rc = store__exec(st->db, q)) != OP_OK)
+            return rc;
     }
     if (st->nentries > ROWS_CACHE_MAX)
         cache_clear(st);
@@ -377,12 +381,12 @@ static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *droppe
     int rc;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, n);
-    if ((rc = store__run(q)) != SQLITE_DONE)
-        return store__err(st->db, rc);
+    if ((rc = store__exec(st->db, q)) != OP_OK)
+        return rc;
     q = st->st[S_SENSOR_DROP];
     sqlite3_bind_int64(q, 1, id);
-    if ((rc = store__run(q)) != SQLITE_DONE)
-        return store__err(st->db, rc);
+    if ((rc = store__exec(st->db, q)) != OP_OK)
+        return rc;
     if (sqlite3_changes(st->db) > 0)
         *dropped = true;
     return OP_OK;
@@ -404,9 +408,10 @@ static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int6
      * are enough to use the whole budget. */
     sqlite3_bind_int64(q, 1, cutoff);
     sqlite3_bind_int64(q, 2, max_rows);
+    errno = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         st->ids[nids++] = sqlite3_column_int64(q, 0);
-    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc, errno);
     sqlite3_reset(q);
     if (err != OP_OK)
         return err;
@@ -416,8 +421,8 @@ static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int6
         sqlite3_bind_int64(q, 1, st->ids[i]);
         sqlite3_bind_int64(q, 2, cutoff);
         sqlite3_bind_int64(q, 3, max_rows - *deleted);
-        if ((rc = store__run(q)) != SQLITE_DONE)
-            return store__err(st->db, rc);
+        if ((rc = store__exec(st->db, q)) != OP_OK)
+            return rc;
         int64_t n = sqlite3_changes64(st->db);
         *deleted += n;
         if (n > 0 && (err = sensor_fix(st, st->ids[i], n, &dropped)) != OP_OK)
@@ -448,11 +453,12 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
     if ((rc = ids_reserve(st, (size_t)max_rows)) != OP_OK)
         return rc;
     sqlite3_bind_int64(q, 1, max_rows);
+    errno = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         max_seq = sqlite3_column_int64(q, 0);
         st->ids[nids++] = sqlite3_column_int64(q, 1);
     }
-    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc);
+    int err = rc == SQLITE_DONE ? OP_OK : store__err(st->db, rc, errno);
     sqlite3_reset(q);
     if (err != OP_OK || nids == 0)
         return err;
@@ -460,8 +466,8 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
     /* The rows listed are exactly those with seq <= max_seq. */
     q = st->st[S_DELETE_UPTO];
     sqlite3_bind_int64(q, 1, max_seq);
-    if ((rc = store__run(q)) != SQLITE_DONE)
-        return store__err(st->db, rc);
+    if ((rc = store__exec(st->db, q)) != OP_OK)
+        return rc;
     *deleted = sqlite3_changes64(st->db);
 
     /* One stats fix per sensor: sort the sensor ids and count the runs. */

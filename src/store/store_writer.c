@@ -69,8 +69,9 @@ int op_store_submit(struct op_store *s, struct op_store_write *w)
         return OP_ESHUTDOWN;
     }
     /* A write bigger than the whole cap is let in when the queue is empty,
-     * or it could never succeed. */
-    if (s->queue_bytes > 0 && bytes > s->opts.queue_max_bytes - s->queue_bytes) {
+     * or it could never succeed; the queue may then be over the cap. */
+    size_t cap = s->opts.queue_max_bytes;
+    if (s->queue_bytes > 0 && (s->queue_bytes >= cap || bytes > cap - s->queue_bytes)) {
         pthread_mutex_unlock(&s->mu);
         return OP_EBUSY;
     }
@@ -109,11 +110,23 @@ static const char *const wsql[W_STMT_COUNT] = {
     [W_INCR_VACUUM] = "PRAGMA incremental_vacuum(" STORE_STR(STORE_VACUUM_PAGES) ")",
 };
 
+/* Replaces SQLite's auto-checkpoint, which would copy the WAL into the
+ * database inside COMMIT, before the group's done callbacks run; the writer
+ * checkpoints after them instead (checkpoint below). */
+static int wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((struct op_store *)ctx)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
 int store__writer_prepare(struct op_store *s)
 {
     for (int i = 0; i < W_STMT_COUNT; i++)
         if (store__prepare(s->wdb, wsql[i], &s->wstmt[i]) != SQLITE_OK)
             return OP_EIO;
+    sqlite3_wal_hook(s->wdb, wal_hook, s);
     return OP_OK;
 }
 
@@ -150,12 +163,12 @@ static int device_apply(struct op_store *s, struct op_store_write *w)
         sqlite3_bind_text(st, 1, w->device_id, -1, SQLITE_STATIC);
         break;
     }
-    rc = store__run(st);
+    rc = store__exec(s->wdb, st);
     /* The bound strings belong to the submitter, who may free them once
      * done has run: do not let the statement keep pointers to them. */
     sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
-        return store__err(s->wdb, rc);
+    if (rc != OP_OK)
+        return rc;
     if (w->op == OP_STORE_DEVICE_DELETE && sqlite3_changes(s->wdb) == 0)
         w->rc = OP_ENOTFOUND; /* a per-write outcome; the group goes on */
     return OP_OK;
@@ -185,8 +198,7 @@ static int group_apply(struct op_store *s, struct op_store_write *group, int64_t
 static void group_rollback(struct op_store *s)
 {
     if (!sqlite3_get_autocommit(s->wdb)) {
-        int rc = store__run(s->wstmt[W_ROLLBACK]);
-        if (rc != SQLITE_DONE)
+        if (store__exec(s->wdb, s->wstmt[W_ROLLBACK]) != OP_OK)
             OP_ERROR(STORE_SUB, "%s: rollback failed: %s", s->path, sqlite3_errmsg(s->wdb));
     }
     s->layout->txn_abort(s->layout_state);
@@ -202,16 +214,11 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
     for (struct op_store_write *w = group; w; w = w->next)
         nwrites++;
 
-    int src = store__run(s->wstmt[W_BEGIN]);
-    if (src == SQLITE_DONE) {
+    if ((rc = store__exec(s->wdb, s->wstmt[W_BEGIN])) == OP_OK) {
         s->layout->txn_begin(s->layout_state);
         rc = group_apply(s, group, &readings);
-        if (rc == OP_OK) {
-            src = store__run(s->wstmt[W_COMMIT]);
-            rc = src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src);
-        }
-    } else {
-        rc = store__err(s->wdb, src);
+        if (rc == OP_OK)
+            rc = store__exec(s->wdb, s->wstmt[W_COMMIT]);
     }
 
     if (rc == OP_OK) {
@@ -244,6 +251,19 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
 }
 
 /* ---- the writer thread ------------------------------------------------- */
+
+/* A PASSIVE checkpoint never waits for readers; what a reader still uses
+ * is copied by a later one. A failure (say, the database file cannot grow)
+ * leaves the data safe in the WAL and is retried after the next commit. */
+static void checkpoint(struct op_store *s)
+{
+    if (s->wal_frames < STORE_CHECKPOINT_FRAMES)
+        return;
+    s->wal_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK)
+        OP_WARN(STORE_SUB, "%s: checkpoint failed: %s", s->path, sqlite3_errmsg(s->wdb));
+}
 
 /* Waits on s->wake for at most ns (negative: no limit). Called with s->mu. */
 static void wait_for_work(struct op_store *s, int64_t ns)
@@ -290,6 +310,7 @@ static void *writer_main(void *arg)
          * be quick, and the next start catches up. */
         if (!closing && store__retention_wait_ns(s) == 0)
             store__retention_step(s);
+        checkpoint(s);
     }
     atomic_store(&s->writer_alive, false);
     return NULL;

@@ -140,7 +140,7 @@ static void test_device_body(void **state)
         { "{\"status\":\"\"}", 422, "status" },
         { "{\"status\":\"a\",\"attributes\":[1]}", 422, "attributes" },
         { "{\"status\":\"a\",\"color\":\"red\"}", 422, "color" },
-        { "[1]", 400, "" },
+        { "[1]", 422, "" },
         { "{", 400, "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

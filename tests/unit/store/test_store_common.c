@@ -1,5 +1,4 @@
 /* Helpers for the store's unit tests; see test_store_common.h. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <ftw.h>
 #include <sched.h>

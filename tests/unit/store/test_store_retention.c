@@ -1,0 +1,174 @@
+/*
+ * Tests of src/store/store_retention.c and the deletion half of
+ * store_rows.c: retention by age (several bounded steps), by byte quota
+ * (oldest by seq), the sensor stats left behind, the metrics, and that seq
+ * never goes back after the newest rows were deleted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "outpost/core.h"
+#include "test_store_common.h"
+
+#define DAY_MS (86400LL * 1000)
+
+static int setup(void **state)
+{
+    *state = ts_tmpdir();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ts_rmrf(*state);
+    op_metrics_reset();
+    return 0;
+}
+
+/* Every sensors row agrees with the readings it describes, and no sensor
+ * without readings is left. Returns the number of rows that disagree. */
+static int64_t stats_mismatches(const char *dir)
+{
+    return ts_sql_int(
+        dir,
+        "SELECT count(*) FROM sensors s WHERE"
+        " count != (SELECT count(*) FROM readings WHERE sensor_id = s.id)"
+        " OR first_ts IS NOT (SELECT min(ts) FROM readings WHERE sensor_id = s.id)"
+        " OR last_ts IS NOT (SELECT max(ts) FROM readings WHERE sensor_id = s.id)"
+        " OR last_value IS NOT (SELECT value FROM readings WHERE sensor_id = s.id"
+        "   ORDER BY ts DESC, seq DESC LIMIT 1)"
+        " OR count <= 0");
+}
+
+struct age_wait {
+    const char *dir;
+    int64_t cutoff;
+};
+
+static bool old_rows_gone(void *ctx)
+{
+    struct age_wait *a = ctx;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM readings WHERE ts < %lld",
+             (long long)a->cutoff);
+    return ts_sql_int(a->dir, sql) == 0;
+}
+
+static void test_retention_by_age(void **state)
+{
+    const char *dir = *state;
+    int64_t now = op_time_now_ms();
+    int64_t old = now - 10 * DAY_MS;
+    struct op_store_opts o = ts_opts(dir);
+    struct op_store *s = ts_open(&o);
+    /* "mix" has old and new readings; "old" only old ones, more than two
+     * retention steps' worth, written last so it holds the highest seq. */
+    assert_int_equal(ts_append(s, "mix", old, 1, 0, 50), OP_OK);
+    assert_int_equal(ts_append(s, "mix", now - 1000, 1, 100, 50), OP_OK);
+    assert_int_equal(ts_append(s, "new", now - 500, 1, 0, 10), OP_OK);
+    assert_int_equal(ts_append(s, "old", old, 1, 0, 12000), OP_OK);
+    op_store_close(s);
+    int64_t max_seq = ts_sql_int(dir, "SELECT max(seq) FROM readings");
+
+    o.retention_age_ms = DAY_MS;
+    o.retention_interval_ms = 10;
+    s = ts_open(&o);
+    struct age_wait a = { dir, now - DAY_MS };
+    assert_true(ts_poll(old_rows_gone, &a, 15000));
+
+    assert_int_equal(ts_sql_int(dir, "SELECT count(*) FROM readings"), 60);
+    assert_int_equal(ts_sql_int(dir, "SELECT count(*) FROM sensors WHERE name = 'old'"), 0);
+    assert_int_equal(ts_sql_int(dir, "SELECT count FROM sensors WHERE name = 'mix'"), 50);
+    assert_int_equal(ts_sql_int(dir, "SELECT first_ts FROM sensors WHERE name = 'mix'"),
+                     now - 1000);
+    assert_int_equal(stats_mismatches(dir), 0);
+    assert_int_equal((long)ts_metric(
+                         "outpost_store_retention_deleted_readings_total{reason=\"age\"}"),
+                     12050);
+
+    /* The highest seq was deleted; new readings still get higher ones. */
+    assert_int_equal(ts_append(s, "new", now, 1, 0, 1), OP_OK);
+    assert_true(ts_sql_int(dir, "SELECT max(seq) FROM readings") > max_seq);
+    op_store_close(s);
+}
+
+struct quota_wait {
+    struct op_store *s;
+    int64_t quota;
+};
+
+static bool under_quota(void *ctx)
+{
+    struct quota_wait *q = ctx;
+    struct op_store_stats st;
+    op_store_get_stats(q->s, &st);
+    return st.db_bytes <= q->quota;
+}
+
+static int64_t file_size(const char *dir)
+{
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/outpost.db", dir);
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static void test_retention_by_quota(void **state)
+{
+    const char *dir = *state;
+    struct op_store_opts o = ts_opts(dir);
+    struct op_store *s = ts_open(&o);
+    /* "first" exists only in the oldest batch and must vanish entirely.
+     * "back" is written with falling timestamps, so deleting by seq removes
+     * its newest-ts readings first and last_ts/last_value must move. */
+    assert_int_equal(ts_append(s, "first", 0, 1, 0, 2000), OP_OK);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(ts_append(s, "up", i * 4000, 1, i, 4000), OP_OK);
+        assert_int_equal(ts_append(s, "back", (10 - i) * 4000, 1, i, 4000), OP_OK);
+    }
+    op_store_close(s);
+    int64_t total = ts_sql_int(dir, "SELECT count(*) FROM readings");
+    int64_t max_seq = ts_sql_int(dir, "SELECT max(seq) FROM readings");
+    int64_t size_before = file_size(dir);
+    assert_int_equal(total, 82000);
+
+    o.retention_bytes = 1 << 20;
+    o.retention_interval_ms = 10;
+    s = ts_open(&o);
+    struct quota_wait q = { s, o.retention_bytes };
+    assert_true(ts_poll(under_quota, &q, 15000));
+
+    int64_t left = ts_sql_int(dir, "SELECT count(*) FROM readings");
+    assert_true(left > 0 && left < total);
+    /* The oldest by seq went: what is left is the newest, without gaps. */
+    assert_int_equal(ts_sql_int(dir, "SELECT max(seq) FROM readings"), max_seq);
+    assert_int_equal(ts_sql_int(dir, "SELECT max(seq) - min(seq) + 1 FROM readings"), left);
+    assert_int_equal(ts_sql_int(dir, "SELECT count(*) FROM sensors WHERE name = 'first'"), 0);
+    assert_int_equal(stats_mismatches(dir), 0);
+    assert_int_equal(ts_sql_int(dir, "SELECT sum(count) FROM sensors"), left);
+    assert_int_equal((long)ts_metric(
+                         "outpost_store_retention_deleted_readings_total{reason=\"quota\"}"),
+                     total - left);
+    assert_int_equal((long)ts_metric(
+                         "outpost_store_retention_deleted_readings_total{reason=\"age\"}"),
+                     0);
+    op_store_close(s);
+
+    /* incremental_vacuum gave the pages back: the file shrank. */
+    assert_true(file_size(dir) < size_before);
+    assert_true(ts_sql_int(dir, "PRAGMA freelist_count") < 2048);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_by_quota, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
