@@ -141,6 +141,36 @@ static bool is_json_type(const char *ct)
                                                            ct[n] == ' ');
 }
 
+struct cl_scan {
+    int count;
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result scan_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    (void)kind;
+    struct cl_scan *sc = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        return MHD_YES;
+    if (sc->count++ == 0)
+        sc->first = value;
+    else if (strcmp(sc->first, value))
+        sc->differ = true;
+    return MHD_YES;
+}
+
+/* Two different Content-Length headers mean two readings of where the
+ * body ends: behind a proxy that is request smuggling, and RFC 9112 6.3
+ * makes it an error. The library takes one of them silently. */
+static bool conflicting_lengths(struct MHD_Connection *conn)
+{
+    struct cl_scan sc = { 0, NULL, false };
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_content_length, &sc);
+    return sc.differ;
+}
+
 /* Header checks for routes that take a JSON body; sets a reply on failure. */
 static void check_body_headers(struct http_req *r)
 {
@@ -189,7 +219,11 @@ static struct http_req *req_create(struct op_http *h, struct MHD_Connection *con
         return r;
     }
     r->route = http__route_find(r->method, url, &r->param, &r->route_idx, allow, sizeof allow);
-    if (!r->route && allow[0]) {
+    if (conflicting_lengths(conn)) {
+        http__reply_errorf(r, 400, "invalid_request", NULL,
+                           "conflicting Content-Length headers");
+        http__reply_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    } else if (!r->route && allow[0]) {
         http__reply_errorf(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.128s",
                            method, url);
         http__reply_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);

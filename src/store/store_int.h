@@ -25,13 +25,21 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
 /* The most rows one retention step deletes, so that a step (one transaction
  * on the writer thread) delays ingest by milliseconds, not seconds. */
 #define STORE_RETENTION_CHUNK 5000
+/* Compaction moves at most this many log rows per step (a step's time is
+ * the longest ingest waits behind it, ~1 us a row); it starts once the
+ * log holds STORE_COMPACT_ROWS rows, or STORE_COMPACT_IDLE_MS after the log
+ * became non-empty when the writer is idle, so queries (which scan the
+ * log) stay fast and a quiet node still ends up with a small log. */
+#define STORE_COMPACT_CHUNK 65536
+#define STORE_COMPACT_ROWS 65536
+#define STORE_COMPACT_IDLE_MS 2000
 /* The most freelist pages one retention step gives back to the file system. */
 #define STORE_VACUUM_PAGES 2048
 /* Sensor names are 1..128 bytes (DESIGN.md); longer ones are OP_EINVAL. */
@@ -79,11 +87,19 @@ struct store_layout {
     /* Deletes at most max_rows readings with ts < cutoff_ts, oldest first per
      * sensor, keeping the per-sensor stats right; *deleted gets the count. */
     int (*delete_older)(void *state, int64_t cutoff_ts, int64_t max_rows, int64_t *deleted);
-    /* Deletes at most max_rows readings in commit (seq) order. */
+    /* Deletes at most max_rows of the oldest readings (by ts; whole chunks
+     * of the sensor whose data is oldest). */
     int (*delete_oldest)(void *state, int64_t max_rows, int64_t *deleted);
+    /* Background work between groups, in its own transaction: moves at
+     * most max_rows from the write-optimized log into the read-optimized
+     * form. *moved gets the count. */
+    int (*compact)(void *state, int64_t max_rows, int64_t *moved);
+    /* How long the writer may wait before calling compact: 0 now, < 0 no
+     * compaction is due. idle says the write queue is empty. */
+    int64_t (*compact_wait_ns)(void *state, bool idle);
 };
 
-extern const struct store_layout store__layout_rows;
+extern const struct store_layout store__layout_log;
 
 /* ---- the store -------------------------------------------------------- */
 
@@ -129,6 +145,7 @@ struct store_metrics {
     struct op_counter *appended;
     struct op_counter *ret_age;
     struct op_counter *ret_quota;
+    struct op_counter *compacted;
     struct op_histogram *commit_seconds;
     struct op_histogram *commit_readings;
 };
@@ -156,6 +173,7 @@ struct op_store {
     int wal_frames;            /* frames in the WAL after the last commit */
     int64_t retention_next_ns; /* op_time_mono_ns() of the next step */
     bool retention_behind;     /* the last step hit its bound: go again */
+    bool compact_failed;       /* the last compaction step failed */
     pthread_t writer;
     bool writer_started;
 
@@ -208,6 +226,11 @@ int store__readers_open(struct op_store *s);
 int store__readers_start(struct op_store *s);
 /* Lets the readers finish the queued jobs, joins them, closes connections. */
 void store__readers_stop(struct op_store *s);
+
+/* ---- store_writer.c: compaction ------------------------------------------ */
+
+/* One compaction step in its own transaction; returns rows moved or < 0. */
+int64_t store__compact_step(struct op_store *s);
 
 /* ---- store_retention.c ------------------------------------------------- */
 

@@ -50,6 +50,31 @@ static const char *const migrations[] = {
     "  status TEXT NOT NULL,"
     "  attributes TEXT NOT NULL DEFAULT '{}',"
     "  updated_at INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 2: the log + sorted layout (store_rows.c). A commit appends to
+     * readings_log in seq order, touching only the right edge of one
+     * b-tree; the writer later moves the log in large sorted chunks into
+     * readings_sorted, clustered by (sensor_id, ts, seq), so each sensor's
+     * pages are written once per chunk instead of once per commit. The view
+     * keeps `readings` meaning every stored reading. */
+    "CREATE TABLE readings_log("
+    "  seq INTEGER PRIMARY KEY,"
+    "  sensor_id INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  value REAL NOT NULL);"
+    "CREATE TABLE readings_sorted("
+    "  sensor_id INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  PRIMARY KEY(sensor_id, ts, seq)) WITHOUT ROWID;"
+    "INSERT INTO readings_sorted SELECT sensor_id, ts, seq, value FROM readings"
+    "  ORDER BY sensor_id, ts, seq;"
+    "UPDATE meta SET value = max(value, coalesce((SELECT max(seq) + 1 FROM readings), 1))"
+    "  WHERE key = 'next_seq';"
+    "DROP TABLE readings;"
+    "CREATE VIEW readings(sensor_id, ts, seq, value) AS"
+    "  SELECT sensor_id, ts, seq, value FROM readings_sorted"
+    "  UNION ALL SELECT sensor_id, ts, seq, value FROM readings_log;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -383,6 +408,8 @@ static int metrics_register(struct store_metrics *m)
     m->ret_quota =
         op_metrics_counter("outpost_store_retention_deleted_readings_total", "reason=\"quota\"",
                            "Readings deleted by retention, by reason.");
+    m->compacted = op_metrics_counter("outpost_store_compacted_readings_total", NULL,
+                                      "Readings moved from the write log to sorted storage.");
     m->commit_seconds = op_metrics_histogram(
         "outpost_store_commit_seconds", NULL, "Time to apply and commit one group transaction.",
         commit_bounds, (int)(sizeof(commit_bounds) / sizeof(commit_bounds[0])));
@@ -390,7 +417,7 @@ static int metrics_register(struct store_metrics *m)
         "outpost_store_commit_readings", NULL, "Readings per committed group transaction.",
         reading_bounds, (int)(sizeof(reading_bounds) / sizeof(reading_bounds[0])));
     if (!m->commits || !m->commit_err_full || !m->commit_err_io || !m->appended ||
-        !m->ret_age || !m->ret_quota || !m->commit_seconds || !m->commit_readings)
+        !m->ret_age || !m->ret_quota || !m->compacted || !m->commit_seconds || !m->commit_readings)
         return OP_ENOMEM;
 
     /* A second registration of the same gauge (the store reopened in one
@@ -492,7 +519,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
         s->opts.queue_max_bytes = STORE_DEFAULT_QUEUE_BYTES;
     if (s->opts.retention_interval_ms == 0)
         s->opts.retention_interval_ms = STORE_DEFAULT_RETENTION_INTERVAL_MS;
-    s->layout = &store__layout_rows;
+    s->layout = &store__layout_log;
     s->dir = op_strndup(opts->dir, strlen(opts->dir));
     s->path = s->dir ? path_join(s->dir, STORE_DB_FILE) : NULL;
     s->wal_path = s->dir ? path_join(s->dir, STORE_DB_FILE "-wal") : NULL;

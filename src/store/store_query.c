@@ -13,28 +13,28 @@
 #include "store_int.h"
 
 /*
- * The sensor is resolved inside the same statement, so name and rows come
- * from one snapshot. The (sensor_id, ts) index carries the rowid (seq), so
- * it delivers (ts, seq) order without a sort; the row-value comparison
- * continues strictly after the cursor in that order. SQLite seeks the index
- * with one bound per side and only filters with the row value, so the
- * cursor's ts is folded into ?2 or ?3: a page deep into a long series then
- * starts at the cursor instead of scanning up to it.
+ * Readings live in two tables (store_rows.c): readings_sorted, clustered on
+ * (sensor_id, ts, seq), and the small readings_log in commit order. A range
+ * is one compound SELECT over both whose ORDER BY SQLite runs as a merge:
+ * the sorted arm comes straight off the clustered key, the log arm is
+ * scanned and sorted (the writer keeps the log small), and LIMIT stops the
+ * merge early. The sensor is resolved inside the statement, so name and
+ * rows come from one snapshot. The row-value comparison continues strictly
+ * after the cursor in (ts, seq) order; SQLite seeks only with the plain
+ * bounds, so the cursor's ts is folded into ?2 or ?3 as well.
  */
-#define RANGE_HEAD                                                                  \
-    "SELECT ts, value, seq FROM readings"                                           \
-    " WHERE sensor_id = (SELECT id FROM sensors WHERE name = ?1)"                   \
-    " AND ts >= ?2 AND ts < ?3"
+#define SENSOR_ID "(SELECT id FROM sensors WHERE name = ?1)"
+#define ARM(table, extra)                                                           \
+    "SELECT ts, value, seq FROM " table " WHERE sensor_id = " SENSOR_ID             \
+    " AND ts >= ?2 AND ts < ?3" extra
+#define BOTH(extra) ARM("readings_sorted", extra) " UNION ALL " ARM("readings_log", extra)
 
 static const char *const rsql[R_STMT_COUNT] = {
-    [R_RANGE_ASC] = RANGE_HEAD " ORDER BY ts, seq LIMIT ?4",
-    [R_RANGE_ASC_AFTER] = RANGE_HEAD " AND (ts, seq) > (?5, ?6) ORDER BY ts, seq LIMIT ?4",
-    [R_RANGE_DESC] = RANGE_HEAD " ORDER BY ts DESC, seq DESC LIMIT ?4",
-    [R_RANGE_DESC_AFTER] =
-        RANGE_HEAD " AND (ts, seq) < (?5, ?6) ORDER BY ts DESC, seq DESC LIMIT ?4",
-    [R_AGGREGATE] = "SELECT ts, value FROM readings"
-                    " WHERE sensor_id = (SELECT id FROM sensors WHERE name = ?1)"
-                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts, seq",
+    [R_RANGE_ASC] = BOTH("") " ORDER BY 1, 3 LIMIT ?4",
+    [R_RANGE_ASC_AFTER] = BOTH(" AND (ts, seq) > (?5, ?6)") " ORDER BY 1, 3 LIMIT ?4",
+    [R_RANGE_DESC] = BOTH("") " ORDER BY 1 DESC, 3 DESC LIMIT ?4",
+    [R_RANGE_DESC_AFTER] = BOTH(" AND (ts, seq) < (?5, ?6)") " ORDER BY 1 DESC, 3 DESC LIMIT ?4",
+    [R_AGGREGATE] = BOTH("") " ORDER BY 1, 3",
     [R_SENSORS] = "SELECT name, count, first_ts, last_ts, last_value FROM sensors"
                   " WHERE count > 0 ORDER BY name",
     [R_DEVICE_GET] = "SELECT id, status, attributes, updated_at FROM devices WHERE id = ?1",

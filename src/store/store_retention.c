@@ -67,6 +67,17 @@ void store__retention_step(struct op_store *s)
     bool over = false;
     int rc;
 
+    /* Retention works on the sorted form only (the layout keeps per-sensor
+     * bounds cheap there), so the log is emptied first, one bounded
+     * compaction step per turn of the writer. */
+    if (s->layout->compact_wait_ns(s->layout_state, true) >= 0) {
+        int64_t moved = store__compact_step(s);
+        s->retention_behind = moved > 0;
+        if (moved <= 0)
+            s->retention_next_ns = op_time_mono_ns() + s->opts.retention_interval_ms * 1000000;
+        return;
+    }
+
     if ((rc = store__exec(s->wdb, s->wstmt[W_BEGIN])) == OP_OK) {
         s->layout->txn_begin(s->layout_state);
         rc = step_apply(s, &by_age, &by_quota, &over);

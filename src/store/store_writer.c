@@ -282,6 +282,42 @@ static void wait_for_work(struct op_store *s, int64_t ns)
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 
+int64_t store__compact_step(struct op_store *s)
+{
+    int64_t moved = 0;
+    int64_t t0 = op_time_mono_ns();
+    int rc = store__exec(s->wdb, s->wstmt[W_BEGIN]);
+    if (rc == OP_OK) {
+        s->layout->txn_begin(s->layout_state);
+        rc = s->layout->compact(s->layout_state, STORE_COMPACT_CHUNK, &moved);
+        if (rc == OP_OK)
+            rc = store__exec(s->wdb, s->wstmt[W_COMMIT]);
+    }
+    if (rc != OP_OK) {
+        OP_ERROR(STORE_SUB, "%s: compaction step failed, rolled back: %s (%s)", s->path,
+                 sqlite3_errmsg(s->wdb), op_err_str(rc));
+        if (!sqlite3_get_autocommit(s->wdb))
+            (void)store__exec(s->wdb, s->wstmt[W_ROLLBACK]);
+        s->layout->txn_abort(s->layout_state);
+        return rc;
+    }
+    op_counter_add(s->m.compacted, (uint64_t)moved);
+    OP_DEBUG(STORE_SUB, "compacted %lld readings in %.1f ms", (long long)moved,
+             (double)(op_time_mono_ns() - t0) / 1e6);
+    return moved;
+}
+
+/* The sooner of the next retention step and the next compaction, for a
+ * writer with an empty queue: 0 now, < 0 nothing scheduled. */
+static int64_t idle_wait_ns(struct op_store *s)
+{
+    int64_t r = store__retention_wait_ns(s);
+    int64_t c = s->compact_failed ? -1 : s->layout->compact_wait_ns(s->layout_state, true);
+    if (r < 0)
+        return c;
+    return c < 0 || r < c ? r : c;
+}
+
 static void *writer_main(void *arg)
 {
     struct op_store *s = arg;
@@ -290,7 +326,7 @@ static void *writer_main(void *arg)
         for (;;) {
             if (s->head || s->closing)
                 break;
-            int64_t ns = store__retention_wait_ns(s);
+            int64_t ns = idle_wait_ns(s);
             if (ns == 0)
                 break;
             wait_for_work(s, ns);
@@ -310,6 +346,14 @@ static void *writer_main(void *arg)
          * be quick, and the next start catches up. */
         if (!closing && store__retention_wait_ns(s) == 0)
             store__retention_step(s);
+        /* Compaction under load (the log is over its size) or when idle.
+         * A failed step is not retried in a loop: the next group (which
+         * may be the disk recovering) clears the flag. */
+        if (!closing && group)
+            s->compact_failed = false;
+        if (!closing && !s->compact_failed &&
+            s->layout->compact_wait_ns(s->layout_state, group == NULL) == 0)
+            s->compact_failed = store__compact_step(s) < 0;
         checkpoint(s);
     }
     atomic_store(&s->writer_alive, false);

@@ -135,11 +135,13 @@ static void test_range_order_and_bounds(void **state)
     assert_int_equal(c.rc, 2);
 }
 
-/* Pages through everything with page size `page`, returns the rows seen. */
-static struct rows page_all(struct op_store *s, bool desc, int page)
+/* Pages through [from, to) of sensor with page size `page`, returns the
+ * rows seen. */
+static struct rows page_range(struct op_store *s, const char *sensor, int64_t from, int64_t to,
+                              bool desc, int page)
 {
     struct rows all = { 0 };
-    struct op_range_query q = RQ("dup", INT64_MIN, INT64_MAX, page);
+    struct op_range_query q = RQ(sensor, from, to, page);
     q.desc = desc;
     for (int guard = 0; guard < 100; guard++) {
         struct range_call c = range(s, q);
@@ -160,6 +162,20 @@ static struct rows page_all(struct op_store *s, bool desc, int page)
     return all;
 }
 
+static struct rows page_all(struct op_store *s, bool desc, int page)
+{
+    return page_range(s, "dup", INT64_MIN, INT64_MAX, desc, page);
+}
+
+static void assert_strict_order(const struct rows *all, bool desc)
+{
+    for (int i = 1; i < all->n; i++) {
+        bool after = all->ts[i] > all->ts[i - 1] ||
+                     (all->ts[i] == all->ts[i - 1] && all->seq[i] > all->seq[i - 1]);
+        assert_true(desc ? !after : after);
+    }
+}
+
 static void test_range_cursor_through_duplicates(void **state)
 {
     struct fixture *f = *state;
@@ -173,12 +189,8 @@ static void test_range_cursor_through_duplicates(void **state)
         for (int page = 1; page <= 6; page++) {
             struct rows all = page_all(f->s, desc, page);
             assert_int_equal(all.n, 19);
-            for (int i = 1; i < all.n; i++) {
-                /* Strictly ordered by (ts, seq): no repeat, no gap. */
-                bool after = all.ts[i] > all.ts[i - 1] ||
-                             (all.ts[i] == all.ts[i - 1] && all.seq[i] > all.seq[i - 1]);
-                assert_true(desc ? !after : after);
-            }
+            /* Strictly ordered by (ts, seq): no repeat, no gap. */
+            assert_strict_order(&all, desc);
             /* Equal ts come in the order they were stored. */
             int first = desc ? 18 : 0;
             assert_int_equal(all.ts[first], -5);
@@ -275,6 +287,49 @@ static void test_aggregate_buckets(void **state)
     c = (struct agg_call){ .q = { "agg", 0, 10, 0 } };
     ts_read(f->s, agg_job, &c);
     assert_int_equal(c.rc, OP_EINVAL);
+}
+
+static bool compacted_65536(void *ctx)
+{
+    (void)ctx;
+    return ts_metric("outpost_store_compacted_readings_total") >= 65536;
+}
+
+/* Readings live partly in the sorted table and partly in the log; every
+ * query must see them as one series, in order, across the seam. */
+static void test_queries_merge_log_and_sorted(void **state)
+{
+    struct fixture *f = *state;
+    /* Even ts 0..139998: a log past its compaction size, so the writer
+     * moves the first 65536 (ts 0..131070) to the sorted table. */
+    assert_int_equal(ts_append(f->s, "big", 0, 2, 0, 70000), OP_OK);
+    assert_true(ts_poll(compacted_65536, NULL, 20000));
+    /* Odd ts 131001..131199 go to the log, interleaving both sides. */
+    assert_int_equal(ts_append(f->s, "big", 131001, 2, 0.5, 100), OP_OK);
+
+    for (int desc = 0; desc <= 1; desc++) {
+        for (int page = 7; page <= 64; page *= 3) {
+            struct rows all = page_range(f->s, "big", 130990, 131210, desc, page);
+            assert_int_equal(all.n, 110 + 100);
+            assert_strict_order(&all, desc);
+            assert_int_equal(all.ts[desc ? all.n - 1 : 0], 130990);
+            assert_int_equal(all.ts[desc ? 0 : all.n - 1], 131208);
+        }
+    }
+    struct agg_call c = { .q = { "big", INT64_MIN, INT64_MAX, 1000000 } };
+    ts_read(f->s, agg_job, &c);
+    assert_int_equal(c.rc, 1);
+    assert_int_equal(c.b[0].count, 70100);
+    assert_true(c.b[0].first == 0 && c.b[0].last == 69999);
+
+    /* A restart keeps seq increasing past rows that left the log. */
+    int64_t max_seq = ts_sql_int(f->dir, "SELECT max(seq) FROM readings");
+    op_store_close(f->s);
+    struct op_store_opts o = ts_opts(f->dir);
+    f->s = ts_open(&o);
+    append_one(f->s, "big", 1, 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), max_seq + 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 70101);
 }
 
 /* ---- sensors ----------------------------------------------------------- */
@@ -408,6 +463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_order_and_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_cursor_through_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_buckets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_merge_log_and_sorted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sensor_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_queue_cap, setup, teardown),
     };

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "outpost/core.h"
 #include "test_store_common.h"
@@ -40,7 +41,7 @@ static void test_open_creates_schema(void **state)
     op_store_close(s);
 
     assert_int_equal(ts_sql_int(path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
-    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 1);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 2);
     ts_sql_text(path, "PRAGMA journal_mode", text, sizeof(text));
     assert_string_equal(text, "wal");
 
@@ -49,6 +50,47 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(ts_append(s, "a", 1, 1, 0, 3), OP_OK);
     op_store_close(s);
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings"), 3);
+}
+
+/* A database of schema 1 (one readings table + index) is migrated to the
+ * log + sorted layout with its readings and its sequence intact. */
+static void test_open_migrates_schema_1(void **state)
+{
+    char path[600], db[700];
+    snprintf(path, sizeof(path), "%s", (char *)*state);
+    snprintf(db, sizeof(db), "%s/outpost.db", path);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(h,
+                     "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+                     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+                     "INSERT INTO meta(key, value) VALUES('next_seq', 8);"
+                     "CREATE TABLE sensors(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+                     " count INTEGER NOT NULL DEFAULT 0, first_ts INTEGER, last_ts INTEGER,"
+                     " last_value REAL);"
+                     "CREATE TABLE readings(seq INTEGER PRIMARY KEY, sensor_id INTEGER NOT NULL,"
+                     " ts INTEGER NOT NULL, value REAL NOT NULL);"
+                     "CREATE INDEX readings_sensor_ts ON readings(sensor_id, ts);"
+                     "CREATE TABLE devices(id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+                     " attributes TEXT NOT NULL DEFAULT '{}', updated_at INTEGER NOT NULL)"
+                     " WITHOUT ROWID;"
+                     "INSERT INTO sensors VALUES(1, 'old', 3, 10, 30, 3.5);"
+                     "INSERT INTO readings VALUES(5, 1, 10, 1.5), (6, 1, 20, 2.5), (7, 1, 30, 3.5);"
+                     "PRAGMA user_version=1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+
+    struct op_store_opts o = ts_opts(path);
+    struct op_store *s = ts_open(&o);
+    assert_int_equal(ts_append(s, "old", 40, 1, 4.5, 1), OP_OK);
+    op_store_close(s);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings_sorted"), 3);
+    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings WHERE sensor_id = 1"), 4);
+    assert_int_equal(ts_sql_int(path, "SELECT seq FROM readings WHERE ts = 40"), 8);
+    assert_int_equal(ts_sql_int(path, "SELECT count FROM sensors WHERE name = 'old'"), 4);
 }
 
 static void test_open_rejects_bad_opts(void **state)
@@ -602,6 +644,7 @@ static void test_wal_checkpointed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_migrates_schema_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_rejects_bad_opts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_concurrent, setup, teardown),
