@@ -93,27 +93,34 @@ static int status_entry(void *ctx, const struct op_device_info *di)
     return j->rc != 0;
 }
 
-static void flat_job(struct op_store_reader *rd, struct op_store_read_job *job)
+static int list_data(struct op_store_reader *rd, struct http_json *j)
 {
-    struct http_req *r = job->ctx;
-    struct op_buf b;
-    struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
-    http__json_obj_open(&j);
-    int rc = r->route->fn == http__h_compat_data_get ? op_store_list_sensors(rd, data_entry, &j)
-                                                     : op_store_list_devices(rd, status_entry, &j);
-    http__json_obj_close(&j);
-    http__reply_json_doc(r, &j, &b, rc);
-    http__resume(r);
+    return op_store_list_sensors(rd, data_entry, j);
+}
+
+static int list_status(struct op_store_reader *rd, struct http_json *j)
+{
+    return op_store_list_devices(rd, status_entry, j);
+}
+
+static void data_job(struct op_store_reader *rd, struct op_store_read_job *job)
+{
+    http__reply_list(job->ctx, rd, NULL, list_data);
+    http__resume(job->ctx);
+}
+
+static void status_job(struct op_store_reader *rd, struct op_store_read_job *job)
+{
+    http__reply_list(job->ctx, rd, NULL, list_status);
+    http__resume(job->ctx);
 }
 
 void http__h_compat_data_get(struct http_req *r)
 {
-    http__submit_read(r, flat_job);
+    http__submit_read(r, data_job);
 }
 
 void http__h_compat_status_get(struct http_req *r)
 {
-    http__submit_read(r, flat_job);
+    http__submit_read(r, status_job);
 }

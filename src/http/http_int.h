@@ -130,6 +130,12 @@ void http__reply_errorf(struct http_req *r, unsigned status, const char *code, c
  * error for rc (< 0, from the store) or for the writer's own failure. */
 struct http_json;
 void http__reply_json_doc(struct http_req *r, struct http_json *j, struct op_buf *b, int rc);
+/* On a reader thread: answers r with {"key": [...]} (or a bare {...} when
+ * key is NULL) whose elements fn writes; fn returns what the store query
+ * returned. */
+typedef int http_list_fn(struct op_store_reader *rd, struct http_json *j);
+void http__reply_list(struct http_req *r, struct op_store_reader *rd, const char *key,
+                      http_list_fn *fn);
 /* Maps a store error to its status and error body. */
 void http__reply_store_error(struct http_req *r, int rc);
 void http__reply_add_header(struct http_req *r, const char *name, const char *value);

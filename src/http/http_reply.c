@@ -146,3 +146,22 @@ void http__reply_json_doc(struct http_req *r, struct http_json *j, struct op_buf
         http__reply_json(r, 200, b);
     }
 }
+
+void http__reply_list(struct http_req *r, struct op_store_reader *rd, const char *key,
+                      http_list_fn *fn)
+{
+    struct op_buf b;
+    struct http_json j;
+    op_buf_init(&b, HTTP_RESPONSE_MAX);
+    http__json_init(&j, &b);
+    http__json_obj_open(&j);
+    if (key) {
+        http__json_key(&j, key);
+        http__json_arr_open(&j);
+    }
+    int rc = fn(rd, &j);
+    if (key)
+        http__json_arr_close(&j);
+    http__json_obj_close(&j);
+    http__reply_json_doc(r, &j, &b, rc);
+}

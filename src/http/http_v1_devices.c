@@ -129,21 +129,15 @@ static int list_one(void *ctx, const struct op_device_info *di)
     return j->rc != 0;
 }
 
+static int list_devices(struct op_store_reader *rd, struct http_json *j)
+{
+    return op_store_list_devices(rd, list_one, j);
+}
+
 static void list_job(struct op_store_reader *rd, struct op_store_read_job *job)
 {
-    struct http_req *r = job->ctx;
-    struct op_buf b;
-    struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
-    http__json_obj_open(&j);
-    http__json_key(&j, "devices");
-    http__json_arr_open(&j);
-    int rc = op_store_list_devices(rd, list_one, &j);
-    http__json_arr_close(&j);
-    http__json_obj_close(&j);
-    http__reply_json_doc(r, &j, &b, rc);
-    http__resume(r);
+    http__reply_list(job->ctx, rd, "devices", list_devices);
+    http__resume(job->ctx);
 }
 
 void http__h_devices_list(struct http_req *r)
