@@ -396,12 +396,14 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
     if (v6)
         flags |= MHD_USE_IPv6;
     unsigned timeout_s = (unsigned)((cfg->http_timeout_ms + 999) / 1000);
+    /* The logger comes first so that the library logs through it from the
+     * first option on. */
     struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
         { MHD_OPTION_SOCK_ADDR, 0, &ss },
         { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->http_max_conns, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
-        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
         { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__deadline_notify, h },
         { cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
           (intptr_t)cfg->http_threads, NULL },

@@ -3,11 +3,10 @@
 `outpost` is a started daemon with its own temp data dir and generated config
 (port 0, bounded poll of /readyz); `outpost_factory(config=..., sets=...)`
 starts more, with other settings. At teardown every daemon still running is
-stopped by PID with SIGTERM and must exit 0 with no sanitizer report; a test
-that fails leaves its work dir listed in the failure output.
+stopped by PID with SIGTERM and must exit 0 with no sanitizer report; a
+teardown failure names the daemon's work dir (config, stderr.N.log, data).
 """
 
-import os
 import signal
 import subprocess
 import sys

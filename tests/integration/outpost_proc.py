@@ -9,7 +9,6 @@ on the Python standard library and python3-requests (Debian).
 """
 
 import atexit
-import errno
 import http.client
 import json
 import os
@@ -634,11 +633,3 @@ class Burst:
             elif st != 201 and have:
                 problems.append(f"{name}: answered {st} but {have} readings stored")
         return problems
-
-
-def unique_name(prefix="t"):
-    return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
-
-
-def errno_name(e):
-    return errno.errorcode.get(getattr(e, "errno", None) or 0, str(e))
