@@ -48,7 +48,7 @@
 #define STORE_MAX_READERS 64
 /* WAL frames (pages) after which the writer checkpoints, as SQLite's
  * default wal_autocheckpoint would, but after the done callbacks. */
-#define STORE_CHECKPOINT_FRAMES 1000
+#define STORE_CHECKPOINT_FRAMES 4000
 /* Defaults for option fields left at 0. */
 #define STORE_DEFAULT_QUEUE_BYTES ((size_t)16 << 20)
 #define STORE_DEFAULT_RETENTION_INTERVAL_MS 1000

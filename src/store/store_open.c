@@ -285,10 +285,12 @@ static int db_configure(struct op_store *s)
      * (2 MiB) holds the writer's hot pages: appends touch the right edge of
      * the table and one leaf per sensor of the index, and a bigger cache
      * only raises the node's memory; the WAL is truncated back
-     * to 4 MiB after a checkpoint so it does not keep its peak size. */
+     * to 32 MiB after a checkpoint so it does not keep an outlying peak size
+     * (a smaller limit made the WAL shrink and regrow, which costs block
+     * allocations on every cycle). */
     if ((rc = exec_sql(db, sync, s->path)) != OP_OK ||
         (rc = exec_sql(db, "PRAGMA cache_size=-2048", s->path)) != OP_OK ||
-        (rc = exec_sql(db, "PRAGMA journal_size_limit=4194304", s->path)) != OP_OK ||
+        (rc = exec_sql(db, "PRAGMA journal_size_limit=33554432", s->path)) != OP_OK ||
         (rc = exec_sql(db, "PRAGMA temp_store=MEMORY", s->path)) != OP_OK)
         return rc;
     return OP_OK;
