@@ -42,6 +42,8 @@ asan-test:
 
 bench: build
 	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j$(JOBS) --target bench_json
+	$(BUILD)/bench/json/bench_json 100 1
 	OUTPOST_DATASETS=$(abspath ../shared/datasets) $(BUILD)/bench/codec/bench_codec
 	bench/http/run.sh $(abspath $(BUILD))/outpost
 
