@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the codec fuzz target with clang (libFuzzer + ASan + UBSan) and runs
-# it for SECONDS (default 600) on the seed corpus.
+# it for SECONDS (default 600) on the seed corpus (generated, plus the
+# regression inputs in tests/fuzz/corpus/codec/). Crash inputs land in the
+# build directory, not the working directory.
 # Usage: scripts/fuzz-codec.sh [SECONDS]
 set -euo pipefail
 secs="${1:-600}"
@@ -23,4 +25,4 @@ cp -n "$root"/tests/fuzz/corpus/codec/* "$out/corpus-codec/" 2>/dev/null || true
 echo "fuzz-codec: running for ${secs}s (corpus $out/corpus-codec)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     "$out/fuzz_codec" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
-    -print_final_stats=1 "$out/corpus-codec"
+    -print_final_stats=1 -artifact_prefix="$out/" "$out/corpus-codec"

@@ -65,6 +65,33 @@ static inline void cw_u8(struct cw *w, unsigned v)
     cw_put(w, &b, 1);
 }
 
+/* A position in a writer to come back to: the length and whether it had
+ * overflowed by then. An attempt that ran past cap and is rewound (to be
+ * replaced by a smaller fallback) must not leave the overflow behind. */
+struct cw_mark {
+    size_t len;
+    bool ovf;
+};
+
+static inline struct cw_mark cw_mark(const struct cw *w)
+{
+    struct cw_mark m = { w->len, w->ovf };
+    return m;
+}
+
+/* Bytes written since m, or SIZE_MAX if the writer overflowed since (then
+ * some were dropped and the length understates them). */
+static inline size_t cw_since(const struct cw *w, struct cw_mark m)
+{
+    return w->ovf && !m.ovf ? SIZE_MAX : w->len - m.len;
+}
+
+static inline void cw_rewind(struct cw *w, struct cw_mark m)
+{
+    w->len = m.len;
+    w->ovf = m.ovf;
+}
+
 /* Reserves n bytes and returns where to write them, or NULL on overflow. */
 static inline uint8_t *cw_reserve(struct cw *w, size_t n)
 {
@@ -162,11 +189,33 @@ struct codec_is_info {
     unsigned width;
 };
 
-/* Encodes x[0..n) (1 <= n <= OP_CODEC_BLOCK_POINTS) as one chunk of at
- * most CODEC_IS_BOUND(n) bytes, picking the transform; pack says whether the
- * residuals are bit-packed (fast) or laid out in byte planes (for the
- * entropy stage). Returns the estimated cost in bits (what callers compare)
- * and writes to w unless w is NULL (cost only). */
+/* What codec__is_plan chose for one sequence: the transform and its
+ * estimated cost, plus (bit-packed plans) the residuals' minimum and the
+ * histogram of their offsets' bit lengths, which codec__is_write reuses
+ * instead of computing them again. */
+struct codec_is_plan {
+    enum codec_pack pack;
+    enum codec_xform xform;
+    uint64_t cost;
+    int64_t mn;
+    unsigned width;     /* bit length of the largest offset from mn */
+    unsigned hist[65];
+};
+
+/* Estimates x[0..n) (1 <= n <= OP_CODEC_BLOCK_POINTS) under every
+ * transform in two passes over x (ranges, then histograms or magnitudes),
+ * fills pl with the cheapest and returns its estimated cost in bits:
+ * bit-packed cost is the exact PFOR size ignoring the divisor, plane cost a
+ * stand-in for what the entropy stage will spend. */
+uint64_t codec__is_plan(const int64_t *x, size_t n, enum codec_pack pack,
+                        struct codec_is_plan *pl);
+/* Writes x[0..n) as one chunk of at most CODEC_IS_BOUND(n) bytes with the
+ * transform pl chose (for the same x and pack). Returns the cost in bits
+ * (exact when bit-packed, pl's estimate for planes). */
+uint64_t codec__is_write(const int64_t *x, size_t n, enum codec_pack pack,
+                         const struct codec_is_plan *pl, struct cw *w,
+                         struct codec_is_info *info);
+/* Plan and write in one call; with w NULL, only the plan's cost. */
 uint64_t codec__is_encode(const int64_t *x, size_t n, enum codec_pack pack, struct cw *w,
                           struct codec_is_info *info);
 /* Decodes one chunk of n (<= OP_CODEC_MAX_BLOCK_POINTS) values into x.
@@ -180,6 +229,7 @@ int codec__is_decode(struct cr *r, size_t n, int64_t *x);
  * the integer-sequence coder stores; only the mapping differs. */
 struct codec_vprep {
     unsigned param;   /* decimal exponent or bit shift */
+    uint64_t est;     /* the probe's cost on its sample (see codec_venc) */
     size_t nexc;
     int64_t *x;       /* n integers */
     uint32_t *epos;   /* nexc increasing positions */
@@ -190,9 +240,18 @@ struct codec_venc {
     const char *name;
     uint8_t id;        /* the byte on the wire, == enum op_codec_val_enc */
     unsigned max_param;
-    /* Fills p for v[0..n) (p's arrays have room for n); false if the
-     * encoding does not apply to this block. */
-    bool (*prepare)(const double *v, size_t n, struct codec_vprep *p);
+    /* The encoding this one refines, or -1. Where both apply, a
+     * refinement fits every value its base fits at the same parameter,
+     * with the same integer (decimal32 vs decimal on float32 data), so it
+     * is mapped only when its probe estimate beats the base's on the same
+     * sample; otherwise it would at best tie. */
+    int refines;
+    /* Looks at a sample of v[0..n) (a few dozen values at most), sets
+     * p->param and p->est (comparable between an encoding and the one it
+     * refines); false if the encoding does not apply to this block. */
+    bool (*probe)(const double *v, size_t n, struct codec_vprep *p);
+    /* Maps all of v[0..n) with p->param into p's arrays (room for n). */
+    void (*map)(const double *v, size_t n, struct codec_vprep *p);
     /* Turns n decoded integers back into doubles; exceptions are patched
      * afterwards by the caller. OP_OK or OP_ECORRUPT. */
     int (*finish)(const int64_t *x, size_t n, unsigned param, double *v);

@@ -6,6 +6,11 @@
  * patched exceptions (PFOR, fast mode) or as byte planes (default mode,
  * where the entropy stage does the rest). All arithmetic wraps modulo 2^64,
  * so every int64 sequence round-trips, extremes included.
+ *
+ * The encoder plans before it writes: two passes over the input cost all
+ * three transforms at once (ranges, then bit-length histograms or
+ * magnitudes), and the write reuses the winner's minimum and histogram
+ * instead of estimating again.
  */
 #include <string.h>
 
@@ -36,6 +41,16 @@ static size_t residuals(const int64_t *x, size_t n, enum codec_xform xf, uint64_
     return m;
 }
 
+/* Residual j (j >= the transform's order) computed from x in place. */
+static inline uint64_t resid_at(const uint64_t *ux, enum codec_xform xf, size_t j)
+{
+    if (xf == XF_NONE)
+        return ux[j];
+    if (xf == XF_DELTA)
+        return ux[j] - ux[j - 1];
+    return (ux[j] - ux[j - 1]) - (ux[j - 1] - ux[j - 2]);
+}
+
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
     while (b) {
@@ -52,15 +67,46 @@ static inline uint64_t absdiff(int64_t a, int64_t b)
     return a >= b ? (uint64_t)a - (uint64_t)b : (uint64_t)b - (uint64_t)a;
 }
 
-/* Median of up to 15 evenly spaced samples: the base byte planes are
- * centred on, so typical residuals are small after zigzag and stay in the
- * low plane instead of straddling a byte boundary. */
-static int64_t center(const uint64_t *r, size_t n)
+/* Exact division by g of values known to be multiples of g, without a
+ * hardware divide per value: shift out g's factor of two, then multiply by
+ * the inverse of its odd part modulo 2^64 (exact for multiples; Granlund &
+ * Montgomery 1994). */
+struct exact_div {
+    unsigned shift;
+    uint64_t inv;
+};
+
+static struct exact_div exact_div_init(uint64_t g)
+{
+    struct exact_div d;
+    d.shift = (unsigned)__builtin_ctzll(g);
+    uint64_t odd = g >> d.shift, inv = odd;
+    /* Newton's iteration doubles the correct low bits: 3 → 6 → … → 96. */
+    for (int i = 0; i < 5; i++)
+        inv *= 2 - odd * inv;
+    d.inv = inv;
+    return d;
+}
+
+static inline uint64_t exact_udiv(uint64_t v, struct exact_div d)
+{
+    return (v >> d.shift) * d.inv;
+}
+
+static inline int64_t exact_sdiv(int64_t v, struct exact_div d)
+{
+    return (int64_t)((uint64_t)(v >> d.shift) * d.inv);
+}
+
+/* Median of up to 15 evenly spaced samples of the residuals r[m..n) of xf:
+ * the base byte planes are centred on, so typical residuals are small after
+ * zigzag and stay in the low plane instead of straddling a byte boundary. */
+static int64_t center(const uint64_t *ux, enum codec_xform xf, size_t m, size_t n)
 {
     int64_t s[15];
-    size_t ns = n < 15 ? n : 15;
+    size_t cnt = n - m, ns = cnt < 15 ? cnt : 15;
     for (size_t i = 0; i < ns; i++) {
-        int64_t v = (int64_t)r[i * n / ns];
+        int64_t v = (int64_t)resid_at(ux, xf, m + i * cnt / ns);
         size_t j = i;
         for (; j > 0 && s[j - 1] > v; j--)
             s[j] = s[j - 1];
@@ -91,53 +137,175 @@ static uint64_t common_divisor(const uint64_t *r, size_t n)
     return g ? g : 1;
 }
 
-/* Estimated bits of the residuals of one transform, without writing:
- * bit-packed mode uses the exact PFOR size, plane mode the sum of
- * magnitudes, which tracks what an entropy coder will spend. */
-static uint64_t estimate(const uint64_t *r, size_t m, size_t n, enum codec_pack pack)
+/* The PFOR width for cnt residual offsets whose bit lengths (all <= wmax)
+ * are in hist: the one that minimises packed bits plus exceptions, each
+ * costed as a one-byte gap and the varint of its high bits. Among equal
+ * costs the narrowest wins. With above(t) the count of offsets longer than
+ * t bits, an exception's varint takes ceil((b - w) / 7) bytes, so
+ *   cost(w) = cnt·w + 8·above(w) + 8·Σ_{k≥0} above(w + 7k),
+ * and both sums come from two suffix passes instead of a pass per width. */
+static uint64_t pfor_width(const unsigned *hist, unsigned wmax, size_t cnt, unsigned *bw_out,
+                           size_t *nexc_out)
 {
-    uint64_t bits = 8;
-    for (size_t i = 0; i < m; i++)
-        bits += 8 * codec__varint_len(zz_enc((int64_t)r[i]));
-    if (m == n)
-        return bits;
-    int64_t mn = (int64_t)r[m], mx = mn;
-    for (size_t i = m + 1; i < n; i++) {
-        int64_t v = (int64_t)r[i];
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
+    uint64_t above[65 + 7], stride[65 + 7];
+    for (unsigned t = wmax; t < wmax + 7; t++)
+        above[t] = stride[t] = 0;
+    uint64_t best = (uint64_t)cnt * wmax;
+    unsigned bw = wmax;
+    for (unsigned t = wmax; t-- > 0;) {
+        above[t] = above[t + 1] + hist[t + 1];
+        /* Every exception costs at least 16 bits, so once those alone
+         * exceed the best, no narrower width can match it. */
+        if (16 * above[t] > best)
+            break;
+        stride[t] = above[t] + stride[t + 7];
+        uint64_t c = (uint64_t)cnt * t + 8 * (above[t] + stride[t]);
+        if (c <= best) {
+            best = c;
+            bw = t;
+        }
     }
-    bits += 8 * (codec__varint_len(zz_enc(mn)) + 3);
-    if (pack == PK_PLANES) {
-        uint64_t sum = 0, c = (uint64_t)center(r + m, n - m);
-        for (size_t i = m; i < n; i++)
-            sum += bitlen64(zz_enc((int64_t)(r[i] - c)));
-        /* A constant sequence costs nothing after the entropy stage; any
-         * spread costs at least about a bit a value. */
-        return bits + sum + (mx != mn ? (n - m) : 0);
-    }
-    unsigned hist[65] = { 0 };
-    for (size_t i = m; i < n; i++)
-        hist[bitlen64(r[i] - (uint64_t)mn)]++;
-    unsigned wmax = 64;
-    while (wmax > 0 && hist[wmax] == 0)
-        wmax--;
-    /* Exact PFOR cost for the best width ignoring the divisor. */
-    uint64_t best = UINT64_MAX;
-    for (unsigned w = 0; w <= wmax; w++) {
-        uint64_t c = (uint64_t)(n - m) * w;
-        for (unsigned b = w + 1; b <= wmax; b++)
-            c += (uint64_t)hist[b] * (8 + 8 * ((b - w + 6) / 7));
-        best = c < best ? c : best;
-    }
-    return bits + best;
+    *bw_out = bw;
+    *nexc_out = (size_t)above[bw];
+    return best;
 }
 
-/* Writes the chunk for transform xf. u is scratch of n values. Returns the
- * cost in bits (exact for bit packing, estimated for planes). */
+static inline void minmax(int64_t v, int64_t *mn, int64_t *mx)
+{
+    *mn = v < *mn ? v : *mn;
+    *mx = v > *mx ? v : *mx;
+}
+
+/* Bit-packed estimate: the exact PFOR size of each transform's residuals
+ * (ignoring the divisor), from one histogram pass over all three. */
+static void plan_bits(const uint64_t *ux, size_t n, const int64_t *mn, const int64_t *mx,
+                      uint64_t *cost, struct codec_is_plan *pl)
+{
+    unsigned hist[XF_COUNT][65];
+    memset(hist, 0, sizeof hist);
+    const uint64_t m0 = (uint64_t)mn[XF_NONE], m1 = (uint64_t)mn[XF_DELTA],
+                   m2 = (uint64_t)mn[XF_DOD];
+    if (n > 0)
+        hist[XF_NONE][bitlen64(ux[0] - m0)]++;
+    if (n > 1) {
+        hist[XF_NONE][bitlen64(ux[1] - m0)]++;
+        hist[XF_DELTA][bitlen64(ux[1] - ux[0] - m1)]++;
+    }
+    for (size_t i = 2; i < n; i++) {
+        uint64_t d = ux[i] - ux[i - 1], dp = ux[i - 1] - ux[i - 2];
+        hist[XF_NONE][bitlen64(ux[i] - m0)]++;
+        hist[XF_DELTA][bitlen64(d - m1)]++;
+        hist[XF_DOD][bitlen64(d - dp - m2)]++;
+    }
+    enum codec_xform best = XF_NONE;
+    uint64_t bestc = UINT64_MAX;
+    for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
+        size_t m = (size_t)xf < n ? (size_t)xf : n;
+        if (m < n) {
+            unsigned bw;
+            size_t ne;
+            unsigned wmax = bitlen64((uint64_t)mx[xf] - (uint64_t)mn[xf]);
+            cost[xf] += pfor_width(hist[xf], wmax, n - m, &bw, &ne);
+        }
+        if (cost[xf] < bestc) {
+            bestc = cost[xf];
+            best = (enum codec_xform)xf;
+        }
+    }
+    pl->xform = best;
+    pl->cost = bestc;
+    pl->mn = mn[best];
+    pl->width = bitlen64((uint64_t)mx[best] - (uint64_t)mn[best]);
+    memcpy(pl->hist, hist[best], sizeof pl->hist);
+}
+
+/* Byte-plane estimate: the sum of the residuals' magnitudes around each
+ * transform's centre, which tracks what an entropy coder will spend; a
+ * constant sequence costs nothing after the stage, any spread at least
+ * about a bit a value. */
+static void plan_planes(const uint64_t *ux, size_t n, const int64_t *mn, const int64_t *mx,
+                        uint64_t *cost, struct codec_is_plan *pl)
+{
+    uint64_t c[XF_COUNT] = { 0, 0, 0 }, sum[XF_COUNT] = { 0, 0, 0 };
+    for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
+        size_t m = (size_t)xf < n ? (size_t)xf : n;
+        if (m < n)
+            c[xf] = (uint64_t)center(ux, (enum codec_xform)xf, m, n);
+    }
+    if (n > 0)
+        sum[XF_NONE] += bitlen64(zz_enc((int64_t)(ux[0] - c[XF_NONE])));
+    if (n > 1) {
+        sum[XF_NONE] += bitlen64(zz_enc((int64_t)(ux[1] - c[XF_NONE])));
+        sum[XF_DELTA] += bitlen64(zz_enc((int64_t)(ux[1] - ux[0] - c[XF_DELTA])));
+    }
+    for (size_t i = 2; i < n; i++) {
+        uint64_t d = ux[i] - ux[i - 1], dp = ux[i - 1] - ux[i - 2];
+        sum[XF_NONE] += bitlen64(zz_enc((int64_t)(ux[i] - c[XF_NONE])));
+        sum[XF_DELTA] += bitlen64(zz_enc((int64_t)(d - c[XF_DELTA])));
+        sum[XF_DOD] += bitlen64(zz_enc((int64_t)(d - dp - c[XF_DOD])));
+    }
+    enum codec_xform best = XF_NONE;
+    uint64_t bestc = UINT64_MAX;
+    for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
+        size_t m = (size_t)xf < n ? (size_t)xf : n;
+        if (m < n)
+            cost[xf] += sum[xf] + (mx[xf] != mn[xf] ? n - m : 0);
+        if (cost[xf] < bestc) {
+            bestc = cost[xf];
+            best = (enum codec_xform)xf;
+        }
+    }
+    pl->xform = best;
+    pl->cost = bestc;
+    pl->mn = mn[best];
+}
+
+uint64_t codec__is_plan(const int64_t *x, size_t n, enum codec_pack pack,
+                        struct codec_is_plan *pl)
+{
+    const uint64_t *ux = (const uint64_t *)x;
+    /* One pass finds every transform's residual range. */
+    int64_t mn[XF_COUNT] = { INT64_MAX, INT64_MAX, INT64_MAX };
+    int64_t mx[XF_COUNT] = { INT64_MIN, INT64_MIN, INT64_MIN };
+    if (n > 0)
+        minmax(x[0], &mn[XF_NONE], &mx[XF_NONE]);
+    if (n > 1) {
+        minmax(x[1], &mn[XF_NONE], &mx[XF_NONE]);
+        minmax((int64_t)(ux[1] - ux[0]), &mn[XF_DELTA], &mx[XF_DELTA]);
+    }
+    for (size_t i = 2; i < n; i++) {
+        uint64_t d = ux[i] - ux[i - 1], dp = ux[i - 1] - ux[i - 2];
+        minmax(x[i], &mn[XF_NONE], &mx[XF_NONE]);
+        minmax((int64_t)d, &mn[XF_DELTA], &mx[XF_DELTA]);
+        minmax((int64_t)(d - dp), &mn[XF_DOD], &mx[XF_DOD]);
+    }
+    /* Fixed parts: kind byte, heads, and (with residuals) base, divisor,
+     * width and exception count. */
+    uint64_t cost[XF_COUNT];
+    for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
+        size_t m = (size_t)xf < n ? (size_t)xf : n;
+        cost[xf] = 8;
+        if (m > 0)
+            cost[xf] += 8 * codec__varint_len(zz_enc(x[0]));
+        if (m > 1)
+            cost[xf] += 8 * codec__varint_len(zz_enc((int64_t)(ux[1] - ux[0])));
+        if (m < n)
+            cost[xf] += 8 * (codec__varint_len(zz_enc(mn[xf])) + 3);
+    }
+    pl->pack = pack;
+    if (pack == PK_BITS)
+        plan_bits(ux, n, mn, mx, cost, pl);
+    else
+        plan_planes(ux, n, mn, mx, cost, pl);
+    return pl->cost;
+}
+
+/* Writes the chunk for transform xf. u is scratch of n values; pl, if it
+ * planned this transform, saves recomputing its minimum and histogram.
+ * Returns the cost in bits (exact for bit packing, estimated for planes). */
 static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
                             enum codec_pack pack, struct cw *w, uint64_t *u,
-                            struct codec_is_info *info)
+                            struct codec_is_info *info, const struct codec_is_plan *pl)
 {
     size_t start = w->len;
     size_t m = residuals(x, n, xf, u);
@@ -148,11 +316,18 @@ static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
     info->width = 0;
     if (m == n)
         return 8 * (w->len - start);
+    if (pl && (pl->xform != xf || pl->pack != pack))
+        pl = NULL;
     size_t cnt = n - m;
     uint64_t *r = u + m;
-    int64_t mn = (int64_t)r[0];
-    for (size_t i = 1; i < cnt; i++)
-        mn = (int64_t)r[i] < mn ? (int64_t)r[i] : mn;
+    int64_t mn;
+    if (pl) {
+        mn = pl->mn;
+    } else {
+        mn = (int64_t)r[0];
+        for (size_t i = 1; i < cnt; i++)
+            mn = (int64_t)r[i] < mn ? (int64_t)r[i] : mn;
+    }
     uint64_t g = common_divisor(r, cnt);
     uint64_t mx = 0;
     if (pack == PK_PLANES) {
@@ -164,25 +339,18 @@ static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
          * correctly. */
         if ((uint64_t)mxs - (uint64_t)mn >= (uint64_t)1 << 63)
             g = 1;
-        int64_t c = center(r, cnt);
+        int64_t c = center(u, XF_NONE, m, n);
         /* Snap the centre onto the divisor's lattice through r[0]. */
         int64_t off = (int64_t)((uint64_t)c - r[0]);
         c = (int64_t)(r[0] + (uint64_t)(off / (int64_t)g * (int64_t)g));
+        struct exact_div dv = exact_div_init(g);
         for (size_t i = 0; i < cnt; i++) {
-            r[i] = zz_enc((int64_t)(r[i] - (uint64_t)c) / (int64_t)g);
+            r[i] = zz_enc(exact_sdiv((int64_t)(r[i] - (uint64_t)c), dv));
             mx = r[i] > mx ? r[i] : mx;
         }
-        mn = c;
-    } else {
-        for (size_t i = 0; i < cnt; i++) {
-            r[i] = (r[i] - (uint64_t)mn) / g;
-            mx = r[i] > mx ? r[i] : mx;
-        }
-    }
-    unsigned width = bitlen64(mx);
-    codec__put_varint(w, zz_enc(mn));
-    codec__put_varint(w, g);
-    if (pack == PK_PLANES) {
+        unsigned width = bitlen64(mx);
+        codec__put_varint(w, zz_enc(c));
+        codec__put_varint(w, g);
         cw_u8(w, width);
         unsigned nb = (width + 7) / 8;
         uint8_t *out = cw_reserve(w, (size_t)nb * cnt);
@@ -191,26 +359,32 @@ static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
         info->width = width;
         return 8 * (w->len - start);
     }
-    /* PFOR: the width that minimises packed bits plus exceptions. */
-    unsigned hist[65] = { 0 };
-    for (size_t i = 0; i < cnt; i++)
-        hist[bitlen64(r[i])]++;
-    uint64_t best = UINT64_MAX;
-    unsigned bw = width;
-    size_t nexc = 0;
-    for (unsigned wd = 0; wd <= width; wd++) {
-        uint64_t c = (uint64_t)cnt * wd;
-        size_t ne = 0;
-        for (unsigned b = wd + 1; b <= width; b++) {
-            c += (uint64_t)hist[b] * (8 + 8 * ((b - wd + 6) / 7));
-            ne += hist[b];
+    /* Offsets from the minimum, in units of the divisor; with a divisor of
+     * 1 the plan's histogram already describes them. */
+    unsigned hist_own[65];
+    const unsigned *hist;
+    unsigned width;
+    if (g == 1 && pl) {
+        for (size_t i = 0; i < cnt; i++)
+            r[i] -= (uint64_t)mn;
+        hist = pl->hist;
+        width = pl->width;
+    } else {
+        struct exact_div dv = exact_div_init(g);
+        memset(hist_own, 0, sizeof hist_own);
+        for (size_t i = 0; i < cnt; i++) {
+            r[i] = exact_udiv(r[i] - (uint64_t)mn, dv);
+            hist_own[bitlen64(r[i])]++;
+            mx |= r[i];
         }
-        if (c < best) {
-            best = c;
-            bw = wd;
-            nexc = ne;
-        }
+        hist = hist_own;
+        width = bitlen64(mx);
     }
+    unsigned bw;
+    size_t nexc;
+    pfor_width(hist, width, cnt, &bw, &nexc);
+    codec__put_varint(w, zz_enc(mn));
+    codec__put_varint(w, g);
     cw_u8(w, bw);
     codec__put_varint(w, nexc);
     uint8_t *out = cw_reserve(w, (cnt * bw + 7) / 8);
@@ -220,7 +394,7 @@ static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
         size_t prev = 0;
         bool first = true;
         for (size_t i = 0; i < cnt; i++) {
-            if (bw < 64 && (r[i] >> bw)) {
+            if (r[i] >> bw) {
                 codec__put_varint(w, first ? i : i - prev - 1);
                 codec__put_varint(w, r[i] >> bw);
                 prev = i;
@@ -232,38 +406,39 @@ static uint64_t write_chunk(const int64_t *x, size_t n, enum codec_xform xf,
     return 8 * (w->len - start);
 }
 
-uint64_t codec__is_encode(const int64_t *x, size_t n, enum codec_pack pack, struct cw *w,
-                          struct codec_is_info *info)
+uint64_t codec__is_write(const int64_t *x, size_t n, enum codec_pack pack,
+                         const struct codec_is_plan *pl, struct cw *w,
+                         struct codec_is_info *info)
 {
     uint64_t u[OP_CODEC_BLOCK_POINTS];
     struct codec_is_info tmp;
-    enum codec_xform best = XF_NONE;
-    uint64_t bestc = UINT64_MAX;
-    for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
-        size_t m = residuals(x, n, (enum codec_xform)xf, u);
-        uint64_t c = estimate(u, m, n, pack);
-        if (c < bestc) {
-            bestc = c;
-            best = (enum codec_xform)xf;
-        }
-    }
     if (!info)
         info = &tmp;
-    if (!w) {
-        info->xform = best;
-        info->width = 0;
-        return bestc;
-    }
-    size_t start = w->len;
-    uint64_t c = write_chunk(x, n, best, pack, w, u, info);
+    struct cw_mark start = cw_mark(w);
+    uint64_t c = write_chunk(x, n, pl->xform, pack, w, u, info, pl);
     /* The estimate ignores the divisor and exceptions' exact gaps, so a
      * pathological chunk could come out past the bound the frame promises;
      * then the plain transform, which never does, replaces it. */
-    if (w->len - start > CODEC_IS_BOUND(n) - 16 && best != XF_NONE) {
-        w->len = start;
-        c = write_chunk(x, n, XF_NONE, pack, w, u, info);
+    if (cw_since(w, start) > CODEC_IS_BOUND(n) - 16 && pl->xform != XF_NONE) {
+        cw_rewind(w, start);
+        c = write_chunk(x, n, XF_NONE, pack, w, u, info, NULL);
     }
-    return pack == PK_BITS ? c : bestc;
+    return pack == PK_BITS ? c : pl->cost;
+}
+
+uint64_t codec__is_encode(const int64_t *x, size_t n, enum codec_pack pack, struct cw *w,
+                          struct codec_is_info *info)
+{
+    struct codec_is_plan pl;
+    codec__is_plan(x, n, pack, &pl);
+    if (!w) {
+        if (info) {
+            info->xform = pl.xform;
+            info->width = 0;
+        }
+        return pl.cost;
+    }
+    return codec__is_write(x, n, pack, &pl, w, info);
 }
 
 int codec__is_decode(struct cr *r, size_t n, int64_t *x)

@@ -99,7 +99,8 @@ typedef bool (*try_fn)(double, unsigned, int64_t *);
  * (about 72 bits each) against integers about 3.3 bits wider per extra
  * decimal, the way ALP samples a row group. Returns false if no exponent
  * fits more than half of the sample. */
-static bool pick_exponent(const double *v, size_t n, try_fn try, unsigned *e_out)
+static bool pick_exponent(const double *v, size_t n, try_fn try, unsigned *e_out,
+                          uint64_t *cost_out)
 {
     size_t ns = n < SAMPLES ? n : SAMPLES;
     unsigned hist[DEC_SEARCH_E + 2] = { 0 };
@@ -110,6 +111,11 @@ static bool pick_exponent(const double *v, size_t n, try_fn try, unsigned *e_out
         while (e <= DEC_SEARCH_E && !try(x, e, &k))
             e++;
         hist[e]++;
+        /* Once half the sample fits no exponent, no choice can fit more
+         * than half: binary floats stop here instead of trying every
+         * exponent on every sample. */
+        if (hist[DEC_SEARCH_E + 1] * 2 >= ns)
+            return false;
     }
     unsigned best_e = 0, fit = 0;
     uint64_t best = UINT64_MAX;
@@ -125,15 +131,13 @@ static bool pick_exponent(const double *v, size_t n, try_fn try, unsigned *e_out
     for (unsigned e = 0; e <= best_e; e++)
         fitting += hist[e];
     *e_out = best_e;
+    *cost_out = best;
     return fitting * 2 > ns;
 }
 
-static bool prep_decimal_with(const double *v, size_t n, struct codec_vprep *p, try_fn try)
+static void map_decimal_with(const double *v, size_t n, struct codec_vprep *p, try_fn try)
 {
-    unsigned e;
-    if (!pick_exponent(v, n, try, &e))
-        return false;
-    p->param = e;
+    const unsigned e = p->param;
     p->nexc = 0;
     int64_t last = 0;
     bool have = false;
@@ -154,22 +158,31 @@ static bool prep_decimal_with(const double *v, size_t n, struct codec_vprep *p, 
             p->x[i] = last;
         }
     }
-    return true;
 }
 
-static bool prep_decimal(const double *v, size_t n, struct codec_vprep *p)
+static bool probe_decimal(const double *v, size_t n, struct codec_vprep *p)
 {
-    return prep_decimal_with(v, n, p, dec_try);
+    return pick_exponent(v, n, dec_try, &p->param, &p->est);
 }
 
-static bool prep_decimal32(const double *v, size_t n, struct codec_vprep *p)
+static void map_decimal(const double *v, size_t n, struct codec_vprep *p)
+{
+    map_decimal_with(v, n, p, dec_try);
+}
+
+static bool probe_decimal32(const double *v, size_t n, struct codec_vprep *p)
 {
     /* Only worth trying when the block is float32 data to begin with. */
     size_t step = n / 8 ? n / 8 : 1;
     for (size_t i = 0; i < n; i += step)
         if (!is_f32(v[i]))
             return false;
-    return prep_decimal_with(v, n, p, dec32_try);
+    return pick_exponent(v, n, dec32_try, &p->param, &p->est);
+}
+
+static void map_decimal32(const double *v, size_t n, struct codec_vprep *p)
+{
+    map_decimal_with(v, n, p, dec32_try);
 }
 
 static int fin_decimal(const int64_t *x, size_t n, unsigned e, double *v)
@@ -198,7 +211,16 @@ static unsigned common_tz(const uint64_t *u, size_t n)
     return acc ? (unsigned)__builtin_ctzll(acc) : 0;
 }
 
-static bool prep_xor(const double *v, size_t n, struct codec_vprep *p)
+static bool probe_binary(const double *v, size_t n, struct codec_vprep *p)
+{
+    (void)v;
+    (void)n;
+    p->param = 0;
+    p->est = 0;
+    return true;
+}
+
+static void map_xor(const double *v, size_t n, struct codec_vprep *p)
 {
     uint64_t *u = (uint64_t *)p->x;
     uint64_t prev = 0;
@@ -211,7 +233,6 @@ static bool prep_xor(const double *v, size_t n, struct codec_vprep *p)
     for (size_t i = 0; i < n; i++)
         u[i] >>= p->param;
     p->nexc = 0;
-    return true;
 }
 
 static int fin_xor(const int64_t *x, size_t n, unsigned sh, double *v)
@@ -224,7 +245,7 @@ static int fin_xor(const int64_t *x, size_t n, unsigned sh, double *v)
     return OP_OK;
 }
 
-static bool prep_bits(const double *v, size_t n, struct codec_vprep *p)
+static void map_bits(const double *v, size_t n, struct codec_vprep *p)
 {
     uint64_t *u = (uint64_t *)p->x;
     for (size_t i = 0; i < n; i++)
@@ -233,7 +254,6 @@ static bool prep_bits(const double *v, size_t n, struct codec_vprep *p)
     for (size_t i = 0; i < n; i++)
         u[i] >>= p->param;
     p->nexc = 0;
-    return true;
 }
 
 static int fin_bits(const int64_t *x, size_t n, unsigned sh, double *v)
@@ -243,14 +263,15 @@ static int fin_bits(const int64_t *x, size_t n, unsigned sh, double *v)
     return OP_OK;
 }
 
-/* Indexed by wire id. */
+/* Indexed by wire id, in the order the encoder tries them. */
 static const struct codec_venc vencs[OP_CODEC_VAL_ENC_COUNT] = {
-    [OP_CODEC_VAL_DECIMAL] = { "decimal", OP_CODEC_VAL_DECIMAL, DEC_MAX_E, prep_decimal,
-                               fin_decimal },
-    [OP_CODEC_VAL_DECIMAL32] = { "decimal32", OP_CODEC_VAL_DECIMAL32, DEC_MAX_E, prep_decimal32,
+    [OP_CODEC_VAL_DECIMAL] = { "decimal", OP_CODEC_VAL_DECIMAL, DEC_MAX_E, -1, probe_decimal,
+                               map_decimal, fin_decimal },
+    [OP_CODEC_VAL_DECIMAL32] = { "decimal32", OP_CODEC_VAL_DECIMAL32, DEC_MAX_E,
+                                 OP_CODEC_VAL_DECIMAL, probe_decimal32, map_decimal32,
                                  fin_decimal32 },
-    [OP_CODEC_VAL_XOR] = { "xor", OP_CODEC_VAL_XOR, 63, prep_xor, fin_xor },
-    [OP_CODEC_VAL_BITS] = { "bits", OP_CODEC_VAL_BITS, 63, prep_bits, fin_bits },
+    [OP_CODEC_VAL_XOR] = { "xor", OP_CODEC_VAL_XOR, 63, -1, probe_binary, map_xor, fin_xor },
+    [OP_CODEC_VAL_BITS] = { "bits", OP_CODEC_VAL_BITS, 63, -1, probe_binary, map_bits, fin_bits },
 };
 
 const char *op_codec_val_enc_name(int enc)
@@ -273,7 +294,7 @@ static uint64_t exc_cost(const struct codec_vprep *p)
 }
 
 static void write_chunk(const struct codec_venc *ve, const struct codec_vprep *p, size_t n,
-                        enum codec_pack pack, struct cw *w)
+                        enum codec_pack pack, const struct codec_is_plan *pl, struct cw *w)
 {
     cw_u8(w, ve->id);
     cw_u8(w, p->param);
@@ -288,50 +309,74 @@ static void write_chunk(const struct codec_venc *ve, const struct codec_vprep *p
         if (b)
             put_le64(b, p->ebits[i]);
     }
-    codec__is_encode(p->x, n, pack, w, NULL);
+    codec__is_write(p->x, n, pack, pl, w, NULL);
+}
+
+/* The bit-pattern encoding, which never exceeds CODEC_VAL_BOUND(n). */
+static void write_bits(const double *v, size_t n, enum codec_pack pack, struct codec_vprep *p,
+                       struct cw *w)
+{
+    struct codec_is_plan pl;
+    map_bits(v, n, p);
+    codec__is_plan(p->x, n, pack, &pl);
+    write_chunk(&vencs[OP_CODEC_VAL_BITS], p, n, pack, &pl, w);
 }
 
 int codec__value_encode(const double *v, size_t n, enum codec_pack pack, struct cw *w,
                         struct codec_vscratch *s, uint8_t *choice, struct op_codec_stats *stats)
 {
     struct codec_vprep prep[OP_CODEC_VAL_ENC_COUNT];
+    struct codec_is_plan plan[OP_CODEC_VAL_ENC_COUNT];
+    bool probed[OP_CODEC_VAL_ENC_COUNT] = { false };
+    const bool forced = *choice < OP_CODEC_VAL_ENC_COUNT;
     int best = -1;
     uint64_t bestc = UINT64_MAX;
     for (int id = 0; id < OP_CODEC_VAL_ENC_COUNT; id++) {
+        prep[id].x = s->x[id];
+        prep[id].epos = s->epos[id];
+        prep[id].ebits = s->ebits[id];
+        prep[id].nexc = 0;
+    }
+    for (int id = 0; id < OP_CODEC_VAL_ENC_COUNT; id++) {
+        const struct codec_venc *ve = &vencs[id];
         struct codec_vprep *p = &prep[id];
-        p->x = s->x[id];
-        p->epos = s->epos[id];
-        p->ebits = s->ebits[id];
-        if (*choice < OP_CODEC_VAL_ENC_COUNT && id != *choice)
+        if (forced && id != *choice)
             continue;
         /* Binary encodings are only tried when the decimal ones struggle:
          * many exceptions, or integers wider than 32 bits a value. */
         if (id >= OP_CODEC_VAL_XOR && best >= 0 && prep[best].nexc * 16 <= n &&
             bestc <= (uint64_t)n * 32)
             break;
-        if (!vencs[id].prepare(v, n, p))
+        if (!ve->probe(v, n, p))
             continue;
-        uint64_t c = exc_cost(p) + codec__is_encode(p->x, n, pack, NULL, NULL);
+        probed[id] = true;
+        /* A refinement that does not beat its base on the sample would
+         * map the same integers: skip the full pass and its costing. */
+        if (!forced && ve->refines >= 0 && probed[ve->refines] && p->est >= prep[ve->refines].est)
+            continue;
+        ve->map(v, n, p);
+        uint64_t c = exc_cost(p) + codec__is_plan(p->x, n, pack, &plan[id]);
         if (c < bestc) {
             bestc = c;
             best = id;
         }
     }
+    struct cw_mark start = cw_mark(w);
     if (best < 0) {
         /* A forced decimal choice that no longer applies (cannot happen for
          * the same block, but keeps the contract total). */
         best = OP_CODEC_VAL_BITS;
-        prep_bits(v, n, &prep[best]);
+        write_bits(v, n, pack, &prep[best], w);
+    } else {
+        write_chunk(&vencs[best], &prep[best], n, pack, &plan[best], w);
     }
-    size_t start = w->len;
-    write_chunk(&vencs[best], &prep[best], n, pack, w);
-    if (w->len - start > CODEC_VAL_BOUND(n) && best != OP_CODEC_VAL_BITS) {
+    if (cw_since(w, start) > CODEC_VAL_BOUND(n) && best != OP_CODEC_VAL_BITS) {
         /* Keeps the frame bound: bit patterns without exceptions never
-         * exceed it. */
-        w->len = start;
+         * exceed it. The attempt may have run past the end of w, which
+         * is sized by that bound, so its overflow goes with it. */
+        cw_rewind(w, start);
         best = OP_CODEC_VAL_BITS;
-        prep_bits(v, n, &prep[best]);
-        write_chunk(&vencs[best], &prep[best], n, pack, w);
+        write_bits(v, n, pack, &prep[best], w);
     }
     if (w->ovf)
         return OP_ETOOBIG;

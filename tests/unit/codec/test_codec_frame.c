@@ -210,6 +210,83 @@ static void test_random_series(void **state)
     op_free(v);
 }
 
+/* A block whose first choice comes out past the frame's bound before the
+ * encoder falls back (found by the fuzzer): random timestamps fill their
+ * share of the bound, and values that are small integers with one wide
+ * one, among 25% binary noise, look cheap to the default mode's magnitude
+ * estimate but take 7-byte planes plus the exceptions. The fallback must
+ * fit in what op_codec_bound promised. */
+static void test_fallback_within_bound(void **state)
+{
+    (void)state;
+    enum { N = 122 };
+    int64_t ts[N];
+    double v[N];
+    rng_state = 0x5eed5eed5eed5eedull;
+    for (size_t i = 0; i < N; i++) {
+        ts[i] = (int64_t)rnd();
+        v[i] = i % 4 == 0 ? bits_to_double(rnd()) : i == 1 ? 0x1p50 : (double)(rnd() % 1000);
+    }
+    roundtrip(ts, v, N);
+}
+
+/* ---- encoding choices ----------------------------------------------------- */
+
+/* Which value encoding each kind of data gets, in both modes: integers
+ * (float32-exact below 2^24) stay decimal, since decimal32 would map the
+ * same integers; float32 readings of short decimals get decimal32; short
+ * decimals get decimal; noisy binary doubles get xor or bits. */
+static void test_value_choice(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    int64_t *ts = op_malloc(N * sizeof *ts);
+    double *v = op_malloc(N * sizeof *v);
+    assert_non_null(ts);
+    assert_non_null(v);
+    rng_state = 0x0123456789abcdefull;
+    for (int kind = 0; kind < 4; kind++) {
+        double x = 1000;
+        for (size_t i = 0; i < N; i++) {
+            ts[i] = 1600000000000 + (int64_t)i * 1000;
+            x += (double)((int64_t)(rnd() % 201) - 100);
+            switch (kind) {
+            case 0: v[i] = x; break;
+            case 1: v[i] = (double)(float)(x / 100); break;
+            case 2: v[i] = x / 100; break;
+            default:
+                v[i] = x * 1.0000001 + bits_to_double(rnd() >> 12 | 0x3ff0000000000000ull);
+                break;
+            }
+        }
+        static const enum op_codec_mode modes[] = { OP_CODEC_DEFAULT, OP_CODEC_FAST };
+        for (size_t m = 0; m < 2; m++) {
+            uint8_t *frame = NULL;
+            size_t len = 0;
+            struct op_codec_stats st;
+            assert_int_equal(op_codec_encode_alloc(ts, v, N, modes[m], &frame, &len, &st), OP_OK);
+            op_free(frame);
+            switch (kind) {
+            case 0:
+            case 2:
+                assert_int_equal(st.val_enc[OP_CODEC_VAL_DECIMAL], st.blocks);
+                break;
+            case 1:
+                assert_int_equal(st.val_enc[OP_CODEC_VAL_DECIMAL32], st.blocks);
+                break;
+            default:
+                assert_int_equal(st.val_enc[OP_CODEC_VAL_XOR] + st.val_enc[OP_CODEC_VAL_BITS],
+                                 st.blocks);
+                break;
+            }
+            assert_int_equal(st.exceptions, 0);
+        }
+        roundtrip(ts, v, N);
+    }
+    op_free(ts);
+    op_free(v);
+}
+
 /* ---- datasets ---------------------------------------------------------------- */
 
 static int read_all(const char *path, char **text, size_t *len)
@@ -436,6 +513,8 @@ int main(void)
         cmocka_unit_test(test_extreme_timestamps),
         cmocka_unit_test(test_block_boundaries),
         cmocka_unit_test(test_random_series),
+        cmocka_unit_test(test_value_choice),
+        cmocka_unit_test(test_fallback_within_bound),
         cmocka_unit_test(test_datasets),
         cmocka_unit_test(test_corrupt_frames),
         cmocka_unit_test(test_bad_arguments),
