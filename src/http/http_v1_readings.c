@@ -136,17 +136,23 @@ static int emit_row(void *ctx, int64_t ts, double value, int64_t seq)
     return e->j->rc != 0;
 }
 
+/* Starts the answer of a per-sensor read: {"sensor": "...", */
+static void sensor_doc_begin(struct op_buf *b, struct http_json *j, const char *sensor)
+{
+    op_buf_init(b, HTTP_RESPONSE_MAX);
+    http__json_init(j, b);
+    http__json_obj_open(j);
+    http__json_key(j, "sensor");
+    http__json_str(j, sensor, strlen(sensor));
+}
+
 static void range_job(struct op_store_reader *rd, struct op_store_read_job *job)
 {
     struct http_req *r = job->ctx;
     struct op_buf b;
     struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
+    sensor_doc_begin(&b, &j, r->q.range.sensor);
     struct range_emit e = { r, &j, 0, 0 };
-    http__json_obj_open(&j);
-    http__json_key(&j, "sensor");
-    http__json_str(&j, r->q.range.sensor, strlen(r->q.range.sensor));
     http__json_key(&j, "readings");
     http__json_arr_open(&j);
     int rc = op_store_query_range(rd, &r->q.range, emit_row, &e);
@@ -204,10 +210,11 @@ void http__h_readings_get(struct http_req *r)
 
 /* ---- GET /v1/readings/aggregate ------------------------------------- */
 
-enum agg_fn { AF_AVG = 1, AF_MIN = 2, AF_MAX = 4, AF_COUNT = 8, AF_SUM = 16, AF_FIRST = 32,
-              AF_LAST = 64 };
-static const char *const fn_names[] = { "avg", "min", "max", "count", "sum", "first", "last" };
-#define NFNS 7
+/* Aggregate functions: the index is the bit in r->q.fns and the order of
+ * the keys in each bucket. */
+enum agg_fn { AF_AVG, AF_MIN, AF_MAX, AF_COUNT, AF_SUM, AF_FIRST, AF_LAST, NFNS };
+static const char *const fn_names[NFNS] = { "avg", "min", "max", "count", "sum", "first", "last" };
+#define AF_BIT(f) (1u << (f))
 
 static bool parse_fns(const char *s, unsigned *out)
 {
@@ -221,7 +228,7 @@ static bool parse_fns(const char *s, unsigned *out)
                 found = i;
         if (found < 0)
             return false;
-        *out |= 1u << found;
+        *out |= AF_BIT(found);
         s += len + (comma ? 1 : 0);
     }
     return *out != 0;
@@ -241,10 +248,10 @@ static int emit_bucket(void *ctx, const struct op_agg_bucket *bk)
     http__json_key(e->j, "ts");
     http__json_int(e->j, bk->start);
     for (int i = 0; i < NFNS; i++) {
-        if (!(r->q.fns & (1u << i)))
+        if (!(r->q.fns & AF_BIT(i)))
             continue;
         http__json_key(e->j, fn_names[i]);
-        if (i == 3)
+        if (i == AF_COUNT)
             http__json_int(e->j, bk->count);
         else
             http__json_double(e->j, vals[i]);
@@ -258,12 +265,8 @@ static void aggregate_job(struct op_store_reader *rd, struct op_store_read_job *
     struct http_req *r = job->ctx;
     struct op_buf b;
     struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
+    sensor_doc_begin(&b, &j, r->q.agg.sensor);
     struct range_emit e = { r, &j, 0, 0 };
-    http__json_obj_open(&j);
-    http__json_key(&j, "sensor");
-    http__json_str(&j, r->q.agg.sensor, strlen(r->q.agg.sensor));
     http__json_key(&j, "step");
     http__json_int(&j, r->q.agg.step_ms);
     http__json_key(&j, "buckets");
@@ -296,7 +299,7 @@ void http__h_readings_aggregate(struct http_req *r)
         return;
     }
     const char *fns = http__query(r, "fn");
-    r->q.fns = AF_AVG | AF_MIN | AF_MAX | AF_COUNT;
+    r->q.fns = AF_BIT(AF_AVG) | AF_BIT(AF_MIN) | AF_BIT(AF_MAX) | AF_BIT(AF_COUNT);
     if (fns && !parse_fns(fns, &r->q.fns)) {
         http__reply_errorf(r, 400, "invalid_parameter", "fn",
                            "fn must be a comma list of avg, min, max, count, sum, first, last");
