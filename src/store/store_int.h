@@ -38,6 +38,8 @@
  * became non-empty when the writer is idle, so queries (which scan the
  * log) stay fast and a quiet node still ends up with a small log. */
 #define STORE_COMPACT_CHUNK 65536
+/* Sensor ids a compaction step moves at once (see rows_compact). */
+#define STORE_COMPACT_SENSORS 128
 #define STORE_COMPACT_ROWS 65536
 #define STORE_COMPACT_IDLE_MS 2000
 /* The most freelist pages one retention step gives back to the file system. */

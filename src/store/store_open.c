@@ -71,10 +71,13 @@ static const char *const migrations[] = {
     "  ORDER BY sensor_id, ts, seq;"
     "UPDATE meta SET value = max(value, coalesce((SELECT max(seq) + 1 FROM readings), 1))"
     "  WHERE key = 'next_seq';"
+    "INSERT INTO meta(key, value) VALUES('compact_bound', 0), ('compact_hi', 0);"
     "DROP TABLE readings;"
     "CREATE VIEW readings(sensor_id, ts, seq, value) AS"
     "  SELECT sensor_id, ts, seq, value FROM readings_sorted"
-    "  UNION ALL SELECT sensor_id, ts, seq, value FROM readings_log;",
+    "  UNION ALL SELECT sensor_id, ts, seq, value FROM readings_log"
+    "  WHERE NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"
+    "    AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'));",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

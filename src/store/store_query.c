@@ -27,7 +27,13 @@
 #define ARM(table, extra)                                                           \
     "SELECT ts, value, seq FROM " table " WHERE sensor_id = " SENSOR_ID             \
     " AND ts >= ?2 AND ts < ?3" extra
-#define BOTH(extra) ARM("readings_sorted", extra) " UNION ALL " ARM("readings_log", extra)
+/* Log rows of a chunk being compacted that already moved are skipped
+ * (store_rows.c keeps the chunk's bound and done sensor ids in meta). */
+#define NOT_MOVED                                                                   \
+    " AND NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"           \
+    " AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'))"
+#define BOTH(extra)                                                                 \
+    ARM("readings_sorted", extra) " UNION ALL " ARM("readings_log", extra NOT_MOVED)
 
 static const char *const rsql[R_STMT_COUNT] = {
     [R_RANGE_ASC] = BOTH("") " ORDER BY 1, 3 LIMIT ?4",

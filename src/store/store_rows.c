@@ -38,7 +38,6 @@ enum rows_stmt {
     S_SENSOR_GET,
     S_SENSOR_ADD,
     S_SENSOR_STATS,
-    S_SEQ_SET,
     S_AGE_SENSORS,
     S_AGE_DELETE,
     S_SENSOR_FIX,
@@ -47,8 +46,10 @@ enum rows_stmt {
     S_OTHERS_FIRST_TS,
     S_DELETE_HEAD,
     S_LOG_BOUND,
+    S_SENSOR_SPLIT,
     S_COMPACT_MOVE,
     S_COMPACT_DELETE,
+    S_META_SET,
     S_COUNT
 };
 
@@ -64,7 +65,6 @@ static const char *const rows_sql[S_COUNT] = {
                        "   THEN ?5 ELSE last_value END,"
                        " last_ts = max(coalesce(last_ts, ?4), ?4)"
                        " WHERE id = ?1",
-    [S_SEQ_SET] = "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
     /* Retention runs with an empty log (it compacts first), so only
      * readings_sorted is read and written below. */
     [S_AGE_SENSORS] = "SELECT id FROM sensors WHERE first_ts < ?1 ORDER BY first_ts LIMIT ?2",
@@ -89,12 +89,17 @@ static const char *const rows_sql[S_COUNT] = {
     [S_DELETE_HEAD] = "DELETE FROM readings_sorted WHERE (sensor_id, ts, seq) IN"
                       " (SELECT sensor_id, ts, seq FROM readings_sorted"
                       "   WHERE sensor_id = ?1 AND ts <= ?2 ORDER BY ts, seq LIMIT ?3)",
-    /* Compaction: the log rows below the bound move, sorted. */
+    /* Compaction: the log rows below the bound move, sorted, a range of
+     * sensor ids per step; the last step deletes them from the log. */
     [S_LOG_BOUND] = "SELECT seq FROM readings_log ORDER BY seq LIMIT 1 OFFSET ?1",
+    [S_SENSOR_SPLIT] = "SELECT id FROM sensors WHERE id >= ?1 ORDER BY id LIMIT 1 OFFSET ?2",
     [S_COMPACT_MOVE] = "INSERT INTO readings_sorted(sensor_id, ts, seq, value)"
-                       " SELECT sensor_id, ts, seq, value FROM readings_log WHERE seq < ?1"
+                       " SELECT sensor_id, ts, seq, value FROM readings_log"
+                       " WHERE seq < ?1 AND sensor_id >= ?2 AND sensor_id < ?3"
                        " ORDER BY sensor_id, ts, seq",
     [S_COMPACT_DELETE] = "DELETE FROM readings_log WHERE seq < ?1",
+    [S_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
 struct rows_sensor {
@@ -122,6 +127,11 @@ struct rows_state {
     int64_t log_rows;     /* rows in readings_log, committed or in this transaction */
     int64_t txn_log_rows; /* log_rows when the transaction began */
     int64_t log_since_ns; /* op_time_mono_ns() when the log became non-empty */
+    /* The chunk being compacted: log rows with seq < c_bound and sensor_id
+     * < c_hi are already in readings_sorted (c_bound 0: none). Kept in meta
+     * too, where queries read it to skip those rows. */
+    int64_t c_bound, c_hi;
+    int64_t txn_c_bound, txn_c_hi;
     int64_t *ids;    /* scratch for retention, ids_cap entries */
     size_t ids_cap;
 };
@@ -277,11 +287,15 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
     static const char next_seq_sql[] =
         "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
         " coalesce((SELECT max(seq) FROM readings_log), 0) + 1),"
-        " (SELECT count(*) FROM readings_log)";
+        " (SELECT count(*) FROM readings_log),"
+        " coalesce((SELECT value FROM meta WHERE key = 'compact_bound'), 0),"
+        " coalesce((SELECT value FROM meta WHERE key = 'compact_hi'), 0)";
     rc = sqlite3_prepare_v2(db, next_seq_sql, -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         st->next_seq = sqlite3_column_int64(q, 0);
         st->log_rows = sqlite3_column_int64(q, 1);
+        st->c_bound = sqlite3_column_int64(q, 2);
+        st->c_hi = sqlite3_column_int64(q, 3);
         st->log_since_ns = op_time_mono_ns();
         rc = SQLITE_OK;
     }
@@ -305,6 +319,8 @@ static void rows_txn_begin(void *state)
     struct rows_state *st = state;
     st->txn_seq = st->next_seq;
     st->txn_log_rows = st->log_rows;
+    st->txn_c_bound = st->c_bound;
+    st->txn_c_hi = st->c_hi;
 }
 
 static int rows_append(void *state, const struct op_reading *rd, size_t n)
@@ -391,6 +407,8 @@ static void rows_txn_abort(void *state)
     cache_clear(st);
     st->next_seq = st->txn_seq;
     st->log_rows = st->txn_log_rows;
+    st->c_bound = st->txn_c_bound;
+    st->c_hi = st->txn_c_hi;
 }
 
 /* ---- retention --------------------------------------------------------- */
@@ -521,40 +539,76 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
 
 /* ---- compaction -------------------------------------------------------- */
 
+static int meta_set(struct rows_state *st, const char *key, int64_t value)
+{
+    sqlite3_stmt *q = st->st[S_META_SET];
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, value);
+    return store__exec(st->db, q);
+}
+
+/*
+ * One compaction step. A chunk is the first max_rows rows of the log (by
+ * seq); it moves one range of STORE_COMPACT_SENSORS sensor ids per step, so
+ * a step dirties the pages of that many sensors only: that bounds both the
+ * page cache a step holds until its commit and how long ingest waits
+ * behind it. The step that reaches the last sensor deletes the chunk from
+ * the log. Between steps queries skip the chunk's moved rows in the log
+ * (meta holds the chunk's bound and the sensor ids done), so no reading is
+ * seen twice or missed, also across a restart.
+ */
 static int rows_compact(void *state, int64_t max_rows, int64_t *moved)
 {
     struct rows_state *st = state;
-    int64_t bound = st->next_seq;
     bool found;
     int rc;
 
     *moved = 0;
-    if (st->log_rows == 0)
-        return OP_OK;
-    /* The first max_rows rows of the log, by seq, are those below bound. */
-    sqlite3_bind_int64(st->st[S_LOG_BOUND], 1, max_rows);
-    if ((rc = query_one(st, st->st[S_LOG_BOUND], &bound, &found)) != OP_OK)
+    if (st->c_bound == 0) {
+        if (st->log_rows == 0)
+            return OP_OK;
+        int64_t bound;
+        sqlite3_bind_int64(st->st[S_LOG_BOUND], 1, max_rows);
+        if ((rc = query_one(st, st->st[S_LOG_BOUND], &bound, &found)) != OP_OK)
+            return rc;
+        st->c_bound = found ? bound : st->next_seq;
+        st->c_hi = 0; /* sensor ids start at 1 */
+    }
+    int64_t lo = st->c_hi, hi;
+    sqlite3_bind_int64(st->st[S_SENSOR_SPLIT], 1, lo);
+    sqlite3_bind_int64(st->st[S_SENSOR_SPLIT], 2, STORE_COMPACT_SENSORS);
+    if ((rc = query_one(st, st->st[S_SENSOR_SPLIT], &hi, &found)) != OP_OK)
         return rc;
     if (!found)
-        bound = st->next_seq;
+        hi = INT64_MAX;
     sqlite3_stmt *q = st->st[S_COMPACT_MOVE];
-    sqlite3_bind_int64(q, 1, bound);
+    sqlite3_bind_int64(q, 1, st->c_bound);
+    sqlite3_bind_int64(q, 2, lo);
+    sqlite3_bind_int64(q, 3, hi);
     if ((rc = store__exec(st->db, q)) != OP_OK)
         return rc;
     *moved = sqlite3_changes64(st->db);
+    if (hi != INT64_MAX) {
+        st->c_hi = hi;
+        if ((rc = meta_set(st, "compact_bound", st->c_bound)) != OP_OK)
+            return rc;
+        return meta_set(st, "compact_hi", hi);
+    }
+
+    /* The last range: the chunk leaves the log. Its maximum seq no longer
+     * proves the high-water mark, so the mark is saved with it. */
     q = st->st[S_COMPACT_DELETE];
-    sqlite3_bind_int64(q, 1, bound);
+    sqlite3_bind_int64(q, 1, st->c_bound);
     if ((rc = store__exec(st->db, q)) != OP_OK)
         return rc;
-    /* Rows leave the log: its maximum seq no longer proves the high-water
-     * mark, so the mark is saved with them. */
-    q = st->st[S_SEQ_SET];
-    sqlite3_bind_int64(q, 1, st->next_seq);
-    if ((rc = store__exec(st->db, q)) != OP_OK)
-        return rc;
-    st->log_rows -= *moved;
+    st->log_rows -= sqlite3_changes64(st->db);
     if (st->log_rows < 0)
         st->log_rows = 0;
+    st->c_bound = st->c_hi = 0;
+    if ((rc = meta_set(st, "next_seq", st->next_seq)) != OP_OK ||
+        (rc = meta_set(st, "compact_bound", 0)) != OP_OK ||
+        (rc = meta_set(st, "compact_hi", 0)) != OP_OK)
+        return rc;
     st->log_since_ns = op_time_mono_ns();
     return OP_OK;
 }
@@ -562,7 +616,7 @@ static int rows_compact(void *state, int64_t max_rows, int64_t *moved)
 static int64_t rows_compact_wait_ns(void *state, bool idle)
 {
     struct rows_state *st = state;
-    if (st->log_rows >= STORE_COMPACT_ROWS)
+    if (st->c_bound != 0 || st->log_rows >= STORE_COMPACT_ROWS)
         return 0;
     if (st->log_rows == 0 || !idle)
         return -1;

@@ -332,6 +332,66 @@ static void test_queries_merge_log_and_sorted(void **state)
     assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 70101);
 }
 
+/* Sums the counts of sensors s0..s(n-1) over all time, read through the
+ * queries (one read job per sensor). */
+static int64_t total_through_queries(struct op_store *s, int nsensors)
+{
+    int64_t total = 0;
+    for (int i = 0; i < nsensors; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "s%d", i);
+        struct agg_call c = { .q = { name, INT64_MIN, INT64_MAX, INT64_MAX / 4 } };
+        ts_read(s, agg_job, &c);
+        assert_true(c.rc >= 0);
+        total += c.n ? c.b[0].count : 0;
+    }
+    return total;
+}
+
+static bool chunk_done(void *ctx)
+{
+    return ts_sql_int(ctx, "SELECT value FROM meta WHERE key = 'compact_bound'") == 0;
+}
+
+/* A chunk is compacted in several steps (a range of sensor ids each). The
+ * state between two steps is made here by hand, exactly as a step leaves
+ * it: queries must see every reading once, and the writer must resume the
+ * chunk without moving a row twice (the clustered key would refuse it). */
+static void test_compaction_steps_are_invisible(void **state)
+{
+    struct fixture *f = *state;
+    enum { NS = 300, PER = 10 };
+    for (int i = 0; i < NS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "s%d", i);
+        assert_int_equal(ts_append(f->s, name, 0, 1, 0, PER), OP_OK);
+    }
+    op_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_log"), NS * PER);
+
+    /* Sensors with id < 101 moved, the chunk being the whole log. */
+    ts_sql_int(f->dir, "INSERT INTO readings_sorted SELECT sensor_id, ts, seq, value"
+                       " FROM readings_log WHERE sensor_id < 101");
+    ts_sql_int(f->dir, "UPDATE meta SET value = (SELECT max(seq) + 1 FROM readings_log)"
+                       " WHERE key = 'compact_bound'");
+    ts_sql_int(f->dir, "UPDATE meta SET value = 101 WHERE key = 'compact_hi'");
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_sorted"), 100 * PER);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), NS * PER);
+
+    struct op_store_opts o = ts_opts(f->dir);
+    f->s = ts_open(&o);
+    assert_int_equal(total_through_queries(f->s, NS), NS * PER);
+    assert_true(ts_poll(chunk_done, f->dir, 20000));
+    assert_int_equal(total_through_queries(f->s, NS), NS * PER);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_log"), 0);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_sorted"), NS * PER);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(DISTINCT seq) FROM readings"), NS * PER);
+    /* seq goes on past the chunk that left the log. */
+    append_one(f->s, "s0", 99, 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), NS * PER + 1);
+}
+
 /* ---- sensors ----------------------------------------------------------- */
 
 struct sensor_list {
@@ -464,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_cursor_through_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries_merge_log_and_sorted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_steps_are_invisible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sensor_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_queue_cap, setup, teardown),
     };
