@@ -27,6 +27,7 @@ integration: build
 # The whole suite; under CI (CI=true) it runs a second time on an ASan+UBSan build.
 test:
 	@scripts/deps.sh test
+	@scripts/lint.sh
 	@$(MAKE) --no-print-directory unit integration
 	@if [ "$${CI:-}" = "true" ] || [ -n "$${OUTPOST_ASAN:-}" ]; then $(MAKE) --no-print-directory asan-test; fi
 
