@@ -69,6 +69,7 @@ struct op_config {
     int64_t http_max_body;    /* http.max_body (bytes) */
     int64_t http_max_batch;   /* http.max_batch (readings per request) */
     int64_t http_max_conns;   /* http.max_connections */
+    int64_t http_max_inflight; /* http.max_inflight: request body bytes held at once */
     int64_t http_timeout_ms;  /* http.timeout: idle time allowed while reading a request */
     int64_t http_threads;     /* http.threads: event-loop threads */
     int sync_mode;            /* store.sync = full | normal */

@@ -49,6 +49,8 @@ static const struct key keys[] = {
       "most readings in one request (413 above)" },
     { "http.max_connections", T_INT, OFF(http_max_conns), 0, "1024", 1, 65536, NULL, false,
       "connections served at once; more are refused" },
+    { "http.max_inflight", T_SIZE, OFF(http_max_inflight), 0, "16MiB", 64 * KB, 4096 * MB, NULL,
+      false, "request body bytes held at once over all connections (503 above)" },
     { "http.timeout", T_DURATION, OFF(http_timeout_ms), 0, "30s", 1000, DAY, NULL, false,
       "a connection idle this long (slow headers or body included) is closed" },
     { "http.threads", T_INT, OFF(http_threads), 0, "1", 1, 64, NULL, false,

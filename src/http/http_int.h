@@ -56,7 +56,8 @@ struct http_req {
     struct op_str param;            /* the {id} part of the path */
     const char *url;
     struct op_buf body;
-    bool body_too_large;
+    int body_err;      /* 0, or the status the body earned: 413 too large, 503 over budget */
+    size_t body_held;  /* bytes of body counted in op_http.body_bytes */
     bool suspended;
     bool queued;   /* a response went to the library */
     bool pending;  /* counted in op_http.pending */
@@ -85,6 +86,7 @@ struct op_http {
     uint16_t port;
     _Atomic int inflight;
     _Atomic int pending;   /* requests handed to the store, not yet answered */
+    _Atomic int64_t body_bytes; /* request body bytes held (http.max_inflight) */
     _Atomic bool closing;
     struct http_deadlines *deadlines;
     struct http_route_stats *stats; /* one per route, plus one for "other" */
@@ -139,6 +141,10 @@ void http__reply_list(struct http_req *r, struct op_store_reader *rd, const char
 /* Maps a store error to its status and error body. */
 void http__reply_store_error(struct http_req *r, int rc);
 void http__reply_add_header(struct http_req *r, const char *name, const char *value);
+
+/* ---- bodies (http_server.c) ---- */
+/* Frees r's body and gives its bytes back to the server-wide budget. */
+void http__body_release(struct http_req *r);
 
 /* ---- async (http_server.c) ---- */
 /* Suspends the connection; the completion calls http__resume. */

@@ -235,9 +235,39 @@ static struct http_req *req_create(struct op_http *h, struct MHD_Connection *con
     return r;
 }
 
+void http__body_release(struct http_req *r)
+{
+    atomic_fetch_sub(&r->srv->body_bytes, (int64_t)r->body_held);
+    r->body_held = 0;
+    op_buf_fini(&r->body);
+}
+
+/* Takes a chunk of the body, within the request's cap (413) and the
+ * server-wide budget of body bytes held (503): with many connections each
+ * sending a large body, memory stays bounded by http.max_inflight, not by
+ * connections x http.max_body. After a failure the rest is discarded. */
+static void take_body(struct http_req *r, const char *p, size_t n)
+{
+    if (r->body_err)
+        return;
+    struct op_http *h = r->srv;
+    int64_t held = atomic_fetch_add(&h->body_bytes, (int64_t)n) + (int64_t)n;
+    if (held > h->cfg->http_max_inflight) {
+        atomic_fetch_sub(&h->body_bytes, (int64_t)n);
+        r->body_err = 503;
+    } else {
+        r->body_held += n;
+        int rc = op_buf_append(&r->body, p, n);
+        if (rc)
+            r->body_err = rc == OP_ETOOBIG ? 413 : 503;
+    }
+    if (r->body_err)
+        http__body_release(r);
+}
+
 static void req_free(struct http_req *r)
 {
-    op_buf_fini(&r->body);
+    http__body_release(r);
     http__readings_free(&r->readings);
     op_free(r->owned[0]);
     op_free(r->owned[1]);
@@ -280,16 +310,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->body_too_large && op_buf_append(&r->body, upload, *upload_size))
-            r->body_too_large = true;
+        take_body(r, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
     if (r->suspended || r->status)
         return queue_reply(r); /* resumed after async work */
-    if (r->body_too_large) {
+    if (r->body_err == 413) {
         http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %lld bytes",
                            (long long)h->cfg->http_max_body);
+        return queue_reply(r);
+    }
+    if (r->body_err) {
+        http__reply_errorf(r, 503, "overloaded", NULL,
+                           "too many request bodies in flight; retry after the Retry-After delay");
         return queue_reply(r);
     }
     http__deadline_disarm(conn);
@@ -354,8 +388,15 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, bool *v6)
     return OP_OK;
 }
 
+static double gauge_body_bytes(void *ctx)
+{
+    return (double)atomic_load(&((struct op_http *)ctx)->body_bytes);
+}
+
 static void register_metrics(struct op_http *h)
 {
+    op_metrics_gauge("outpost_http_body_bytes", NULL,
+                     "Request body bytes held (capped by http.max_inflight)", gauge_body_bytes, h);
     h->readings_accepted = op_metrics_counter("outpost_ingest_readings_total", NULL,
                                               "Readings acknowledged (committed) over HTTP");
     h->batch_hist = op_metrics_histogram("outpost_ingest_batch_readings", NULL,

@@ -60,7 +60,7 @@ void http__h_readings_post(struct http_req *r)
     }
     /* Sensor names were copied out of the body: give its memory back while
      * the batch waits for the writer. */
-    op_buf_fini(&r->body);
+    http__body_release(r);
     r->write.op = OP_STORE_APPEND;
     r->write.readings = r->readings.v;
     r->write.n = r->readings.n;

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from outpost_proc import (assert_error, closed_by_peer, raw_connect, raw_exchange,
+from outpost_proc import (assert_error, closed_by_peer, metric_value, raw_connect, raw_exchange,
                           raw_post_large, read_response, scaled, wait_until)
 
 
@@ -275,4 +275,46 @@ def test_many_connections_churn(short_timeout):
         if i % 2:
             s.sendall(b"POST /v1/readings HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[")
         s.close()
+    alive(d)
+
+
+def test_bodies_in_flight_share_one_budget(outpost_factory):
+    """http.max_inflight caps the body bytes held over all connections: a
+    body that would go past it gets 503 + Retry-After (and nothing of it is
+    stored), the bodies already held complete normally, and once they are
+    done the budget is free again."""
+    d = outpost_factory(config={"http": {"max_inflight": "64KiB"}})
+
+    def readings(sensor, n):
+        return ("[" + ",".join(f'{{"sensor":"{sensor}","value":{i},"ts":{i}}}'
+                               for i in range(n)) + "]").encode()
+
+    first = readings("held", 1200)     # ~45 KB
+    second = readings("refused", 900)  # ~33 KB: together over 64 KiB
+    head = ("POST /v1/readings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: {}\r\n\r\n")
+    a = raw_connect(d.port)
+    b = raw_connect(d.port)
+    try:
+        # All of the first body but its last byte: held by the server.
+        a.sendall(head.format(len(first)).encode() + first[:-1])
+        wait_until(lambda: (metric_value(d.metrics(), "outpost_http_body_bytes") or 0)
+                   >= len(first) - 1, scaled(10), what="the first body to be held")
+        b.sendall(head.format(len(second)).encode() + second)
+        b.settimeout(scaled(10))
+        status, headers, body = read_response(b)
+        assert_error((status, headers, body), 503, "overloaded")
+        assert "retry-after" in headers
+        a.sendall(first[-1:])
+        a.settimeout(scaled(10))
+        assert read_response(a)[0] == 201
+    finally:
+        a.close()
+        b.close()
+    assert len(d.fetch_all("held")) == 1200
+    assert d.fetch_all("refused") == []
+    wait_until(lambda: metric_value(d.metrics(), "outpost_http_body_bytes") == 0, scaled(10),
+               what="the body budget to be free")
+    r = d.post("/v1/readings", data=second, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
     alive(d)
