@@ -62,7 +62,9 @@ enum op_store_op {
 struct op_store_write;
 /* Called exactly once per accepted write, on the writer thread, with
  * w->rc set: OP_OK (committed), OP_ENOSPC (storage full; nothing of this
- * write was stored), OP_EIO, OP_ENOTFOUND (delete of a missing device). */
+ * write was stored), OP_EBUSY (another process held the database locked
+ * past the busy timeout; nothing stored, retry), OP_EIO, OP_ENOTFOUND
+ * (delete of a missing device). */
 typedef void op_store_done_fn(struct op_store_write *w);
 
 /* A write request, owned by the submitter until done has run. */

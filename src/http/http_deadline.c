@@ -53,11 +53,12 @@ void http__deadline_arm(struct op_http *h, struct MHD_Connection *conn)
         atomic_store(&c->deadline_ms, now_ms() + h->deadlines->timeout_ms);
 }
 
-void http__deadline_disarm(struct MHD_Connection *conn)
+bool http__deadline_disarm(struct MHD_Connection *conn)
 {
     struct http_conn *c = conn_of(conn);
-    if (c)
-        atomic_store(&c->deadline_ms, 0);
+    /* The deadline is always armed while a request arrives; 0 here means
+     * the watchdog took it (and shut the socket down) first. */
+    return !c || atomic_exchange(&c->deadline_ms, 0) != 0;
 }
 
 void http__deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -104,8 +105,10 @@ static void *watch(void *arg)
         int64_t now = now_ms();
         for (struct http_conn *c = dl->head; c; c = c->next) {
             int64_t d = atomic_load(&c->deadline_ms);
-            if (d && d < now) {
-                atomic_store(&c->deadline_ms, 0);
+            /* Only one of the watchdog and the request's dispatch takes an
+             * armed deadline: a request that started being served is never
+             * cut (its answer could be lost after its write committed). */
+            if (d && d < now && atomic_compare_exchange_strong(&c->deadline_ms, &d, 0)) {
                 shutdown(c->fd, SHUT_RDWR);
                 op_counter_add(dl->cut, 1);
             }

@@ -104,8 +104,9 @@ void http__deadline_notify(void *cls, struct MHD_Connection *conn, void **socket
                            enum MHD_ConnectionNotificationCode toe);
 /* The next request on conn must arrive whole within http.timeout. */
 void http__deadline_arm(struct op_http *h, struct MHD_Connection *conn);
-/* The request arrived: no deadline while it is served. */
-void http__deadline_disarm(struct MHD_Connection *conn);
+/* The request arrived: no deadline while it is served. Returns false when
+ * the watchdog has already cut the connection (do not serve it). */
+bool http__deadline_disarm(struct MHD_Connection *conn);
 
 /* ---- router (http_router.c) ---- */
 extern const struct http_route http__routes[];

@@ -298,12 +298,61 @@ void http__readings_free(struct http_readings *rd)
 
 /* ---- small bodies: tree parser ---------------------------------------- */
 
+/* yajl's tree parser and free recurse once per nesting level, so a body of
+ * 400,000 '[' would overflow the stack: the nesting is measured first with
+ * the event parser, which keeps its own bounded stack. */
+#define TREE_DEPTH_MAX 64
+
+struct depth_count {
+    int depth;
+};
+
+static int dc_open(void *ctx)
+{
+    struct depth_count *dc = ctx;
+    return ++dc->depth <= TREE_DEPTH_MAX; /* 0 cancels the parse */
+}
+
+static int dc_close(void *ctx)
+{
+    ((struct depth_count *)ctx)->depth--;
+    return 1;
+}
+
+static const yajl_callbacks depth_callbacks = {
+    .yajl_start_map = dc_open,
+    .yajl_end_map = dc_close,
+    .yajl_start_array = dc_open,
+    .yajl_end_array = dc_close,
+};
+
+/* 0 when body nests at most TREE_DEPTH_MAX deep (or is malformed: the tree
+ * parser then reports that), 422 when deeper, 503 out of memory. */
+static int check_depth(const char *body, size_t len, struct op_diag *d)
+{
+    struct depth_count dc = { 0 };
+    yajl_handle h = yajl_alloc(&depth_callbacks, &alloc_funcs, &dc);
+    if (!h) {
+        op_diag_set(d, "overloaded", "out of memory");
+        return 503;
+    }
+    yajl_status st = yajl_parse(h, (const unsigned char *)body, len);
+    yajl_free(h);
+    if (st == yajl_status_client_canceled) {
+        op_diag_set(d, "invalid_json", "nested deeper than %d levels", TREE_DEPTH_MAX);
+        return 422;
+    }
+    return 0;
+}
+
 /* Parses body (NUL-terminated by op_buf) into a tree that must be an
  * object: malformed JSON is 400 with yajl's message, well-formed JSON of
  * another type is 422 with `code`. *status says which. */
 static yajl_val parse_object(const char *body, size_t len, const char *code, struct op_diag *d,
                              int *status)
 {
+    if ((*status = check_depth(body, len, d)) != 0)
+        return NULL;
     *status = 400;
     char err[160];
     err[0] = '\0';
@@ -530,6 +579,7 @@ static void gen_tree(struct http_json *j, yajl_val v)
 
 void http__json_raw(struct http_json *j, const char *text, size_t len)
 {
+    /* Stored attributes passed check_depth when they were written. */
     /* Stored attributes were produced by gen_tree, so they parse; a tree
      * keeps this simple and devices are small. */
     char err[64];

@@ -125,6 +125,11 @@ void http__reply_store_error(struct http_req *r, int rc)
     case OP_ENOMEM:
         http__reply_errorf(r, 503, "overloaded", NULL, "out of memory; retry later");
         break;
+    case OP_ETOOBIG:
+        http__reply_errorf(r, 422, "query_too_large", NULL,
+                           "the query ran past its time limit: narrow the range or use a larger "
+                           "step");
+        break;
     default:
         http__reply_errorf(r, 500, "storage_error", NULL, "the store failed: %s",
                            op_err_str(rc));

@@ -84,10 +84,12 @@ static void write_done_default(struct op_store_write *w)
     http__resume(r);
 }
 
-/* Counts r as handed to the store unless the node is closing, in which
- * case it answers 503. The increment comes before the check so that the
- * drain, which sets closing and then waits for pending to reach zero,
- * cannot miss a request (both are sequentially consistent atomics). */
+/* Counts r as accepted (its handler may use the store) unless the node is
+ * closing, in which case it answers 503. Every handler runs inside this,
+ * not only those that submit work: /readyz reads the store too. The
+ * increment comes before the check so that the drain, which sets closing
+ * and then waits for pending to reach zero, cannot miss a request (both
+ * are sequentially consistent atomics). */
 static bool enter_pending(struct http_req *r)
 {
     atomic_fetch_add(&r->srv->pending, 1);
@@ -104,8 +106,6 @@ static bool enter_pending(struct http_req *r)
 
 void http__submit_write(struct http_req *r, op_store_done_fn *done)
 {
-    if (!enter_pending(r))
-        return;
     r->write.done = done ? done : write_done_default;
     r->write.ctx = r;
     /* Suspend before submitting: the writer may finish before submit
@@ -120,8 +120,6 @@ void http__submit_write(struct http_req *r, op_store_done_fn *done)
 
 void http__submit_read(struct http_req *r, op_store_read_fn *fn)
 {
-    if (!enter_pending(r))
-        return;
     r->job.fn = fn;
     r->job.ctx = r;
     http__suspend(r);
@@ -326,7 +324,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                            "too many request bodies in flight; retry after the Retry-After delay");
         return queue_reply(r);
     }
-    http__deadline_disarm(conn);
+    if (!http__deadline_disarm(conn))
+        return MHD_NO; /* the watchdog cut it while it arrived */
+    if (!enter_pending(r))
+        return queue_reply(r);
     r->route->fn(r);
     /* A suspended request is answered when it is resumed: the library
      * calls us again and the branch above queues the reply. */

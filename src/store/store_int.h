@@ -32,6 +32,8 @@
 /* The most rows one retention step deletes, so that a step (one transaction
  * on the writer thread) delays ingest by milliseconds, not seconds. */
 #define STORE_RETENTION_CHUNK 5000
+/* Longest a retention step spends emptying the log before it deletes. */
+#define STORE_RETENTION_DRAIN_MS 2000
 /* Compaction moves at most this many log rows per step (a step's time is
  * the longest ingest waits behind it, ~1 us a row); it starts once the
  * log holds STORE_COMPACT_ROWS rows, or STORE_COMPACT_IDLE_MS after the log
@@ -42,6 +44,8 @@
 #define STORE_COMPACT_SENSORS 128
 #define STORE_COMPACT_ROWS 65536
 #define STORE_COMPACT_IDLE_MS 2000
+/* A read query running longer than this is interrupted (OP_ETOOBIG). */
+#define STORE_QUERY_MAX_MS 10000
 /* The most freelist pages one retention step gives back to the file system. */
 #define STORE_VACUUM_PAGES 2048
 /* Sensor names are 1..128 bytes (DESIGN.md); longer ones are OP_EINVAL. */
@@ -136,6 +140,7 @@ struct op_store_reader {
     struct op_store *s;
     sqlite3 *db; /* read-only; used by this reader's thread only */
     sqlite3_stmt *stmt[R_STMT_COUNT];
+    int64_t deadline_ns; /* the running query is interrupted past this */
     pthread_t thread;
     bool started;
 };
@@ -190,6 +195,7 @@ struct op_store {
     struct op_store_read_job *rhead, *rtail;
     int rcount;
     bool rclosing;
+    _Atomic bool readers_closing; /* rclosing, readable without rmu */
     struct op_store_reader *readers;
     int nreaders;
 
@@ -230,6 +236,10 @@ int store__readers_start(struct op_store *s);
 void store__readers_stop(struct op_store *s);
 
 /* ---- store_writer.c: compaction ------------------------------------------ */
+
+/* Ends a failed transaction; begun says whether the layout's txn_begin ran
+ * (only then is its state rolled back). Writer thread. */
+void store__txn_rollback(struct op_store *s, bool begun);
 
 /* One compaction step in its own transaction; returns rows moved or < 0. */
 int64_t store__compact_step(struct op_store *s);

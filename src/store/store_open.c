@@ -108,6 +108,13 @@ int store__err(sqlite3 *db, int rc, int saved_errno)
     }
     case SQLITE_NOMEM:
         return OP_ENOMEM;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        /* Another process held the database past the busy timeout. */
+        return OP_EBUSY;
+    case SQLITE_INTERRUPT:
+        /* A read ran past STORE_QUERY_MAX_MS (store_reader.c). */
+        return OP_ETOOBIG;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
         return OP_ECORRUPT;

@@ -34,6 +34,16 @@ int op_store_read_submit(struct op_store *s, struct op_store_read_job *job)
     return OP_OK;
 }
 
+/* SQLite calls this every few thousand VM steps: a query past its time
+ * budget, or any query once the store is closing, is interrupted, so an
+ * aggregate over years of data cannot hold a reader (and the WAL snapshot)
+ * or delay shutdown indefinitely. The query then fails with OP_ETOOBIG. */
+static int query_watch(void *ctx)
+{
+    struct op_store_reader *r = ctx;
+    return op_time_mono_ns() > r->deadline_ns || atomic_load(&r->s->readers_closing);
+}
+
 static void *reader_main(void *arg)
 {
     struct op_store_reader *r = arg;
@@ -52,6 +62,7 @@ static void *reader_main(void *arg)
         s->rcount--;
         pthread_mutex_unlock(&s->rmu);
         /* The job may free itself in fn: do not touch it afterwards. */
+        r->deadline_ns = op_time_mono_ns() + (int64_t)STORE_QUERY_MAX_MS * 1000000;
         job->fn(r, job);
         pthread_mutex_lock(&s->rmu);
     }
@@ -79,6 +90,7 @@ int store__readers_open(struct op_store *s)
         /* A smaller page cache than the writer's: readers are several, and
          * range scans touch each page once. */
         sqlite3_exec(r->db, "PRAGMA cache_size=-2048", NULL, NULL, NULL);
+        sqlite3_progress_handler(r->db, 10000, query_watch, r);
     }
     return OP_OK;
 }
@@ -103,6 +115,7 @@ void store__readers_stop(struct op_store *s)
         return;
     pthread_mutex_lock(&s->rmu);
     s->rclosing = true;
+    atomic_store(&s->readers_closing, true);
     pthread_cond_broadcast(&s->rwake);
     pthread_mutex_unlock(&s->rmu);
     for (int i = 0; i < s->nreaders; i++) {

@@ -68,17 +68,27 @@ void store__retention_step(struct op_store *s)
     int rc;
 
     /* Retention works on the sorted form only (the layout keeps per-sensor
-     * bounds cheap there), so the log is emptied first, one bounded
-     * compaction step per turn of the writer. */
-    if (s->layout->compact_wait_ns(s->layout_state, true) >= 0) {
-        int64_t moved = store__compact_step(s);
-        s->retention_behind = moved > 0;
-        if (moved <= 0)
+     * bounds cheap there), so the log is emptied first. The steps run back
+     * to back, with no group in between: under steady ingest the log is
+     * never empty between two turns of the writer, and retention would
+     * never run. The log is bounded (STORE_COMPACT_ROWS plus a group), so
+     * this is a bounded pause; the time cap is a guard. */
+    int64_t drain_end = op_time_mono_ns() + (int64_t)STORE_RETENTION_DRAIN_MS * 1000000;
+    while (s->layout->compact_wait_ns(s->layout_state, true) >= 0) {
+        if (store__compact_step(s) < 0) {
+            s->retention_behind = false;
             s->retention_next_ns = op_time_mono_ns() + s->opts.retention_interval_ms * 1000000;
-        return;
+            return;
+        }
+        if (op_time_mono_ns() > drain_end) {
+            s->retention_behind = true;
+            return;
+        }
     }
 
+    bool begun = false;
     if ((rc = store__exec(s->wdb, s->wstmt[W_BEGIN])) == OP_OK) {
+        begun = true;
         s->layout->txn_begin(s->layout_state);
         rc = step_apply(s, &by_age, &by_quota, &over);
         if (rc == OP_OK)
@@ -88,9 +98,7 @@ void store__retention_step(struct op_store *s)
     if (rc != OP_OK) {
         OP_ERROR(STORE_SUB, "%s: retention step failed, rolled back: %s (%s)", s->path,
                  sqlite3_errmsg(s->wdb), op_err_str(rc));
-        if (!sqlite3_get_autocommit(s->wdb))
-            (void)store__exec(s->wdb, s->wstmt[W_ROLLBACK]);
-        s->layout->txn_abort(s->layout_state);
+        store__txn_rollback(s, begun);
         op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
         /* Try again at the next interval, not in a tight loop. */
         s->retention_behind = false;

@@ -194,14 +194,17 @@ static int group_apply(struct op_store *s, struct op_store_write *group, int64_t
 
 /* After a failed statement or COMMIT: end the transaction if SQLite has not
  * already rolled it back itself (it may, after SQLITE_FULL or an I/O error)
- * and drop the layout's memory of rows that no longer exist. */
-static void group_rollback(struct op_store *s)
+ * and drop the layout's memory of rows that no longer exist. When BEGIN
+ * itself failed the layout never saw the transaction: its state is that of
+ * the last commit and must stay so. */
+void store__txn_rollback(struct op_store *s, bool begun)
 {
     if (!sqlite3_get_autocommit(s->wdb)) {
         if (store__exec(s->wdb, s->wstmt[W_ROLLBACK]) != OP_OK)
             OP_ERROR(STORE_SUB, "%s: rollback failed: %s", s->path, sqlite3_errmsg(s->wdb));
     }
-    s->layout->txn_abort(s->layout_state);
+    if (begun)
+        s->layout->txn_abort(s->layout_state);
 }
 
 static void group_commit(struct op_store *s, struct op_store_write *group)
@@ -214,7 +217,9 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
     for (struct op_store_write *w = group; w; w = w->next)
         nwrites++;
 
+    bool begun = false;
     if ((rc = store__exec(s->wdb, s->wstmt[W_BEGIN])) == OP_OK) {
+        begun = true;
         s->layout->txn_begin(s->layout_state);
         rc = group_apply(s, group, &readings);
         if (rc == OP_OK)
@@ -234,9 +239,10 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
         /* Read the message before ROLLBACK replaces it. */
         OP_ERROR(STORE_SUB, "%s: commit of %zu writes (%lld readings) failed, rolled back: %s (%s)",
                  s->path, nwrites, (long long)readings, sqlite3_errmsg(s->wdb), op_err_str(rc));
-        group_rollback(s);
-        /* The done contract knows storage full and I/O errors only. */
-        if (rc != OP_ENOSPC)
+        store__txn_rollback(s, begun);
+        /* The done contract knows storage full, a locked database and I/O
+         * errors only. */
+        if (rc != OP_ENOSPC && rc != OP_EBUSY)
             rc = OP_EIO;
         op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
     }
@@ -287,7 +293,8 @@ int64_t store__compact_step(struct op_store *s)
     int64_t moved = 0;
     int64_t t0 = op_time_mono_ns();
     int rc = store__exec(s->wdb, s->wstmt[W_BEGIN]);
-    if (rc == OP_OK) {
+    bool begun = rc == OP_OK;
+    if (begun) {
         s->layout->txn_begin(s->layout_state);
         rc = s->layout->compact(s->layout_state, STORE_COMPACT_CHUNK, &moved);
         if (rc == OP_OK)
@@ -296,9 +303,7 @@ int64_t store__compact_step(struct op_store *s)
     if (rc != OP_OK) {
         OP_ERROR(STORE_SUB, "%s: compaction step failed, rolled back: %s (%s)", s->path,
                  sqlite3_errmsg(s->wdb), op_err_str(rc));
-        if (!sqlite3_get_autocommit(s->wdb))
-            (void)store__exec(s->wdb, s->wstmt[W_ROLLBACK]);
-        s->layout->txn_abort(s->layout_state);
+        store__txn_rollback(s, begun);
         return rc;
     }
     op_counter_add(s->m.compacted, (uint64_t)moved);

@@ -132,3 +132,16 @@ def test_devices_survive_restart(outpost):
     outpost.kill9()
     outpost.restart()
     assert outpost.get("/v1/devices/keep").json() == dev
+
+
+@pytest.mark.parametrize("path,method,make", [
+    ("/v1/devices/deep", "PUT", lambda n: '{"status":"x","attributes":{"a":' + "[" * n + "]" * n + "}}"),
+    ("/data", "POST", lambda n: '{"id":"deep","value":1,"z":' + "[" * n + "]" * n + "}"),
+], ids=["device-attributes", "compat-data"])
+def test_deeply_nested_bodies_are_refused_not_fatal(outpost, path, method, make):
+    """400,000 nested arrays fit under the 1 MiB body cap; a recursive JSON
+    tree would overflow the stack. The nesting is refused with 422."""
+    r = outpost.request(method, path, data=make(400_000),
+                        headers={"Content-Type": "application/json"})
+    assert_error(r, 422, "invalid_json")
+    assert outpost.get("/healthz").status_code == 200

@@ -152,6 +152,46 @@ static void test_device_body(void **state)
     }
 }
 
+/* A deeply nested body must not reach yajl's recursive tree code. */
+static void test_deep_nesting_is_refused(void **state)
+{
+    (void)state;
+    size_t n = 400000;
+    char *body = op_malloc(2 * n + 64);
+    assert_non_null(body);
+    size_t k = (size_t)snprintf(body, 64, "{\"status\":\"x\",\"attributes\":{\"a\":");
+    memset(body + k, '[', n);
+    memset(body + k + n, ']', n);
+    memcpy(body + k + 2 * n, "}}", 3);
+    char *status, *attrs;
+    struct op_diag d;
+    op_diag_clear(&d);
+    assert_int_equal(http__parse_device(body, strlen(body), &status, &attrs, &d), 422);
+    assert_string_equal(d.code, "invalid_json");
+    char *id;
+    double v;
+    op_diag_clear(&d);
+    k = (size_t)snprintf(body, 64, "{\"id\":\"x\",\"value\":1,\"z\":");
+    memset(body + k, '[', n);
+    memset(body + k + n, ']', n);
+    memcpy(body + k + 2 * n, "}", 2);
+    assert_int_equal(http__parse_compat_data(body, strlen(body), &id, &v, &d), 422);
+    op_free(body);
+    /* 64 levels are fine: the outer object and 63 nested ones. */
+    char ok[1024];
+    k = (size_t)snprintf(ok, sizeof ok, "{\"status\":\"x\",\"attributes\":");
+    for (int i = 0; i < 62; i++)
+        k += (size_t)snprintf(ok + k, sizeof ok - k, "{\"a\":");
+    k += (size_t)snprintf(ok + k, sizeof ok - k, "{}");
+    for (int i = 0; i < 63; i++)
+        ok[k++] = '}';
+    ok[k] = '\0';
+    op_diag_clear(&d);
+    assert_int_equal(http__parse_device(ok, strlen(ok), &status, &attrs, &d), 0);
+    op_free(status);
+    op_free(attrs);
+}
+
 static void test_compat_body(void **state)
 {
     (void)state;
@@ -196,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_readings_accepted),
         cmocka_unit_test(test_readings_alloc_sweep),
         cmocka_unit_test(test_device_body),
+        cmocka_unit_test(test_deep_nesting_is_refused),
         cmocka_unit_test(test_compat_body),
         cmocka_unit_test(test_writer_shortest_numbers),
     };

@@ -4,6 +4,7 @@
  * (oldest by seq), the sensor stats left behind, the metrics, and that seq
  * never goes back after the newest rows were deleted.
  */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,6 +98,52 @@ static void test_retention_by_age(void **state)
     op_store_close(s);
 }
 
+static bool age_deleted(void *ctx)
+{
+    return ts_metric("outpost_store_retention_deleted_readings_total{reason=\"age\"}") >=
+           *(double *)ctx;
+}
+
+/* Under steady ingest the queue is never empty, so the log always holds
+ * the last group's readings when the writer turns to retention; retention
+ * must still run (it empties the log itself before deleting). Writes are
+ * submitted without waiting, so a group is always queued. */
+static void test_retention_under_steady_ingest(void **state)
+{
+    const char *dir = *state;
+    int64_t now = op_time_now_ms();
+    struct op_store_opts o = ts_opts(dir);
+    o.retention_age_ms = DAY_MS;
+    o.retention_interval_ms = 10;
+    struct op_store *s = ts_open(&o);
+    enum { N = 4000 };
+    static struct op_reading rd[N][2];
+    static struct op_store_write w[N];
+    struct ts_waiter t;
+    ts_waiter_init(&t);
+    double want = 500;
+    long submitted = 0;
+    for (long i = 0; i < N; i++) {
+        /* An old reading and a new one in every write. */
+        rd[i][0] = (struct op_reading){ "steady", 6, now - 10 * DAY_MS + i, 1 };
+        rd[i][1] = (struct op_reading){ "steady", 6, now + i, 2 };
+        w[i] = (struct op_store_write){ .op = OP_STORE_APPEND, .readings = rd[i], .n = 2,
+                                        .done = ts_done, .ctx = &t };
+        while (op_store_submit(s, &w[i]) == OP_EBUSY)
+            sched_yield();
+        submitted++;
+        if (i >= 1000 && age_deleted(&want))
+            break;
+    }
+    ts_waiter_wait(&t, submitted);
+    assert_int_equal(t.failed, 0);
+    /* Retention ran while writes kept coming, not only once they stopped. */
+    assert_true(age_deleted(&want));
+    op_store_close(s);
+    ts_waiter_fini(&t);
+    assert_int_equal(stats_mismatches(dir), 0);
+}
+
 struct quota_wait {
     struct op_store *s;
     int64_t quota;
@@ -181,6 +228,7 @@ static void test_retention_by_quota(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_retention_under_steady_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_quota, setup, teardown),
     };
