@@ -229,3 +229,16 @@ bool ts_poll(bool (*cond)(void *ctx), void *ctx, int ms)
     }
     return cond(ctx);
 }
+
+int ts_setup_dir(void **state)
+{
+    *state = ts_tmpdir();
+    return 0;
+}
+
+int ts_teardown_dir(void **state)
+{
+    ts_rmrf(*state);
+    op_metrics_reset();
+    return 0;
+}

@@ -17,6 +17,11 @@
 char *ts_tmpdir(void);
 void ts_rmrf(char *dir);
 
+/* cmocka setup/teardown for tests whose state is just such a directory;
+ * teardown also empties the metrics registry. */
+int ts_setup_dir(void **state);
+int ts_teardown_dir(void **state);
+
 /* Test defaults: sync NORMAL, 1 MiB queue, 2 readers, retention off. */
 struct op_store_opts ts_opts(const char *dir);
 struct op_store *ts_open(const struct op_store_opts *o);

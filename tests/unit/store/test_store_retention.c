@@ -18,19 +18,6 @@
 
 #define DAY_MS (86400LL * 1000)
 
-static int setup(void **state)
-{
-    *state = ts_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    ts_rmrf(*state);
-    op_metrics_reset();
-    return 0;
-}
-
 /* Every sensors row agrees with the readings it describes, and no sensor
  * without readings is left. Returns the number of rows that disagree. */
 static int64_t stats_mismatches(const char *dir)
@@ -228,9 +215,9 @@ static void test_retention_by_quota(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_retention_under_steady_ingest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_by_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_under_steady_ingest, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_retention_by_age, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_retention_by_quota, ts_setup_dir, ts_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

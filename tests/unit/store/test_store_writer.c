@@ -17,19 +17,6 @@
 #include "outpost/core.h"
 #include "test_store_common.h"
 
-static int setup(void **state)
-{
-    *state = ts_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    ts_rmrf(*state);
-    op_metrics_reset();
-    return 0;
-}
-
 /* ---- open -------------------------------------------------------------- */
 
 static void test_open_creates_schema(void **state)
@@ -644,18 +631,18 @@ static void test_wal_checkpointed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_migrates_schema_1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_rejects_bad_opts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batches_are_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_cap_ebusy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_writes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_notfound_in_group, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sync_modes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_migrates_schema_1, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_open_creates_schema, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_open_rejects_bad_opts, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_group_commit_concurrent, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_batches_are_atomic, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_queue_cap_ebusy, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_invalid_writes, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_devices, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_device_notfound_in_group, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_close_drains, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_sync_modes, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed, ts_setup_dir, ts_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
