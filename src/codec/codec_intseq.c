@@ -176,6 +176,21 @@ static inline void minmax(int64_t v, int64_t *mn, int64_t *mx)
     *mx = v > *mx ? v : *mx;
 }
 
+/* Records in pl the transform with the lowest cost (the first on a tie)
+ * and returns it. */
+static enum codec_xform pick_cheapest(const uint64_t *cost, const int64_t *mn,
+                                      struct codec_is_plan *pl)
+{
+    enum codec_xform best = XF_NONE;
+    for (int xf = XF_NONE + 1; xf < XF_COUNT; xf++)
+        if (cost[xf] < cost[best])
+            best = (enum codec_xform)xf;
+    pl->xform = best;
+    pl->cost = cost[best];
+    pl->mn = mn[best];
+    return best;
+}
+
 /* Bit-packed estimate: the exact PFOR size of each transform's residuals
  * (ignoring the divisor), from one histogram pass over all three. */
 static void plan_bits(const uint64_t *ux, size_t n, const int64_t *mn, const int64_t *mx,
@@ -197,8 +212,6 @@ static void plan_bits(const uint64_t *ux, size_t n, const int64_t *mn, const int
         hist[XF_DELTA][bitlen64(d - m1)]++;
         hist[XF_DOD][bitlen64(d - dp - m2)]++;
     }
-    enum codec_xform best = XF_NONE;
-    uint64_t bestc = UINT64_MAX;
     for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
         size_t m = (size_t)xf < n ? (size_t)xf : n;
         if (m < n) {
@@ -207,14 +220,8 @@ static void plan_bits(const uint64_t *ux, size_t n, const int64_t *mn, const int
             unsigned wmax = bitlen64((uint64_t)mx[xf] - (uint64_t)mn[xf]);
             cost[xf] += pfor_width(hist[xf], wmax, n - m, &bw, &ne);
         }
-        if (cost[xf] < bestc) {
-            bestc = cost[xf];
-            best = (enum codec_xform)xf;
-        }
     }
-    pl->xform = best;
-    pl->cost = bestc;
-    pl->mn = mn[best];
+    enum codec_xform best = pick_cheapest(cost, mn, pl);
     pl->width = bitlen64((uint64_t)mx[best] - (uint64_t)mn[best]);
     memcpy(pl->hist, hist[best], sizeof pl->hist);
 }
@@ -244,20 +251,12 @@ static void plan_planes(const uint64_t *ux, size_t n, const int64_t *mn, const i
         sum[XF_DELTA] += bitlen64(zz_enc((int64_t)(d - c[XF_DELTA])));
         sum[XF_DOD] += bitlen64(zz_enc((int64_t)(d - dp - c[XF_DOD])));
     }
-    enum codec_xform best = XF_NONE;
-    uint64_t bestc = UINT64_MAX;
     for (int xf = XF_NONE; xf < XF_COUNT; xf++) {
         size_t m = (size_t)xf < n ? (size_t)xf : n;
         if (m < n)
             cost[xf] += sum[xf] + (mx[xf] != mn[xf] ? n - m : 0);
-        if (cost[xf] < bestc) {
-            bestc = cost[xf];
-            best = (enum codec_xform)xf;
-        }
     }
-    pl->xform = best;
-    pl->cost = bestc;
-    pl->mn = mn[best];
+    pick_cheapest(cost, mn, pl);
 }
 
 uint64_t codec__is_plan(const int64_t *x, size_t n, enum codec_pack pack,
