@@ -44,6 +44,8 @@
 #define STORE_COMPACT_SENSORS 128
 #define STORE_COMPACT_ROWS 65536
 #define STORE_COMPACT_IDLE_MS 2000
+/* outpost_store_db_bytes is refreshed after a commit at most this often. */
+#define STORE_DB_BYTES_REFRESH_MS 100
 /* A read query running longer than this is interrupted (OP_ETOOBIG). */
 #define STORE_QUERY_MAX_MS 10000
 /* The most freelist pages one retention step gives back to the file system. */
@@ -181,6 +183,7 @@ struct op_store {
     int64_t retention_next_ns; /* op_time_mono_ns() of the next step */
     bool retention_behind;     /* the last step hit its bound: go again */
     bool compact_failed;       /* the last compaction step failed */
+    int64_t db_bytes_at_ns;    /* when db_bytes was last refreshed after a commit */
     pthread_t writer;
     bool writer_started;
 

@@ -232,9 +232,14 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
         op_counter_add(s->m.appended, (uint64_t)readings);
         op_histogram_observe(s->m.commit_seconds, (double)(op_time_mono_ns() - t0) / 1e9);
         op_histogram_observe(s->m.commit_readings, (double)readings);
-        int64_t db_bytes = store__db_bytes_now(s);
-        if (db_bytes >= 0)
-            atomic_store(&s->db_bytes, db_bytes);
+        /* Two PRAGMA queries: not worth running for every group of a busy
+         * ingest path, only often enough for a gauge. */
+        if (t0 - s->db_bytes_at_ns >= STORE_DB_BYTES_REFRESH_MS * 1000000) {
+            int64_t db_bytes = store__db_bytes_now(s);
+            if (db_bytes >= 0)
+                atomic_store(&s->db_bytes, db_bytes);
+            s->db_bytes_at_ns = t0;
+        }
     } else {
         /* Read the message before ROLLBACK replaces it. */
         OP_ERROR(STORE_SUB, "%s: commit of %zu writes (%lld readings) failed, rolled back: %s (%s)",
