@@ -1,15 +1,8 @@
 """The design documents' Python service (Flask), reproduced as a benchmark peer.
 
-Same routes as fastapi_app.py:
-    POST /data {"id": "sensor_1", "value": 42.5} -> 201 {"status":"success","message":"Data received!"}
-    GET  /data                                    -> {"sensor_1": 42.5, ...}  (latest value per sensor)
-    POST /status?device_id=X&status=Y             -> {"status":"success"}
-    GET  /status                                  -> {"X": "Y", ...}
-plus POST /v1/readings (one reading or an array, validated as outpost's API contract
-says) -> 201 {"accepted": N}, so that the benchmark sends every server the same requests.
-
-Everything lives in process memory (two dicts): nothing is written to disk, so an
-acknowledged reading does NOT survive a crash. outpost acknowledges only after commit.
+Same routes, contract and caveats as fastapi_app.py (its docstring lists them): the four
+routes of the service outpost replaces plus POST /v1/readings, all in process memory, so an
+acknowledged reading does NOT survive a crash.
 
 Run (Debian's packages): gunicorn --chdir bench/peers -w 1 -k sync flask_app:app
 """

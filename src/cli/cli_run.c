@@ -140,24 +140,30 @@ static void reload(const char *path, struct op_config *live)
 }
 
 /* Stop taking work, let accepted requests finish, commit, close. */
+/* Waits up to ms for every accepted request to be answered; returns how
+ * many are still waiting. */
+static int wait_answered(struct op_http *http, int ms)
+{
+    int64_t deadline = op_time_mono_ns() + (int64_t)ms * 1000000;
+    while (op_http_pending(http) > 0 && op_time_mono_ns() < deadline)
+        op_signals_wait(10);
+    return op_http_pending(http);
+}
+
 static void drain(struct op_http *http, struct op_store *store)
 {
     /* Requests still sending their body were not accepted: they are cut
      * when the server stops. Accepted ones are answered first. */
     op_http_quiesce(http);
-    int64_t deadline = op_time_mono_ns() + (int64_t)DRAIN_WAIT_MS * 1000000;
-    while (op_http_pending(http) > 0 && op_time_mono_ns() < deadline)
-        op_signals_wait(10);
-    if (op_http_pending(http) > 0)
-        OP_WARN("core", "%d accepted request(s) still waiting for the store after %d ms",
-                op_http_pending(http), DRAIN_WAIT_MS);
+    int left = wait_answered(http, DRAIN_WAIT_MS);
+    if (left > 0)
+        OP_WARN("core", "%d accepted request(s) still waiting for the store after %d ms", left,
+                DRAIN_WAIT_MS);
     /* No request can reach the store any more (quiesce made new ones 503),
      * so it can close: that commits and answers anything still queued. Then
      * the answers go out before the server stops. */
     op_store_close(store);
-    deadline = op_time_mono_ns() + 2000000000LL;
-    while (op_http_pending(http) > 0 && op_time_mono_ns() < deadline)
-        op_signals_wait(10);
+    wait_answered(http, 2000);
     op_http_stop(http);
 }
 
