@@ -28,13 +28,6 @@ function request()
     return reqs[idx]
 end
 
-function done(summary, latency, requests)
-    local e = summary.errors
-    io.write(string.format("WRKRESULT readings_per_request=1 requests=%d duration_us=%d bytes=%d " ..
-        "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d " ..
-        "lat_mean_us=%.1f lat_p50_us=%d lat_p90_us=%d lat_p99_us=%d lat_max_us=%d\n",
-        summary.requests, summary.duration, summary.bytes,
-        e.connect, e.read, e.write, e.status, e.timeout,
-        latency.mean, latency:percentile(50), latency:percentile(90),
-        latency:percentile(99), latency.max))
-end
+-- The result line is shared with the other scripts; found beside this file.
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+done = dofile(here .. "wrkresult.lua")(1)
