@@ -346,18 +346,13 @@ static const struct method methods[] = {
 
 static int load(const char *path, struct series *s)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    size_t got = fread(buf, 1, sz > 0 ? (size_t)sz : 0, f);
-    fclose(f);
-    size_t bad;
-    int rc = op_codec_csv_parse_alloc(buf, got, 64u << 20, &s->ts, &s->val, &s->n, &bad);
-    free(buf);
+    char *buf;
+    size_t got, bad;
+    int rc = op_file_read_all(path, 1u << 30, &buf, &got);
+    if (rc != OP_OK)
+        return rc;
+    rc = op_codec_csv_parse_alloc(buf, got, 64u << 20, &s->ts, &s->val, &s->n, &bad);
+    op_free(buf);
     return rc;
 }
 

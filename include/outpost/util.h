@@ -58,6 +58,13 @@ int op_buf_vappendf(struct op_buf *b, const char *fmt, va_list ap);
 /* Hands the bytes to the caller, who frees them with op_free; b is empty. */
 char *op_buf_steal(struct op_buf *b, size_t *len);
 
+/* ---- files ----------------------------------------------------------- */
+
+/* Reads the whole file at path into *data (NUL-terminated, not counted in
+ * *len), which the caller frees with op_free. OP_EIO if it cannot be
+ * opened or read (errno tells why), OP_ETOOBIG past max bytes, OP_ENOMEM. */
+int op_file_read_all(const char *path, size_t max, char **data, size_t *len);
+
 /* ---- time ------------------------------------------------------------ */
 
 int64_t op_time_now_ms(void);  /* wall clock, Unix milliseconds */

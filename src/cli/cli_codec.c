@@ -28,45 +28,14 @@ static void codec_usage(FILE *out)
 
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    char *text = NULL;
+    int rc = op_file_read_all(path, CLI_CODEC_MAX_FILE, &text, len);
+    *data = (uint8_t *)text;
+    if (rc == OP_EIO)
         fprintf(stderr, "outpost codec: %s: %s\n", path, strerror(errno));
-        return OP_EIO;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = op_malloc(cap);
-    int rc = buf ? OP_OK : OP_ENOMEM;
-    while (rc == OP_OK) {
-        if (n == cap) {
-            if (cap >= CLI_CODEC_MAX_FILE) {
-                rc = OP_ETOOBIG;
-                break;
-            }
-            uint8_t *nb = op_realloc(buf, cap * 2);
-            if (!nb) {
-                rc = OP_ENOMEM;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f))
-                rc = OP_EIO;
-            break;
-        }
-    }
-    fclose(f);
-    if (rc != OP_OK) {
+    else if (rc != OP_OK)
         fprintf(stderr, "outpost codec: %s: %s\n", path, op_err_str(rc));
-        op_free(buf);
-        return rc;
-    }
-    *data = buf;
-    *len = n;
-    return OP_OK;
+    return rc;
 }
 
 static int write_file(const char *path, const void *data, size_t len)

@@ -289,20 +289,6 @@ static void test_value_choice(void **state)
 
 /* ---- datasets ---------------------------------------------------------------- */
 
-static int read_all(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *text = op_malloc(sz > 0 ? (size_t)sz : 1);
-    *len = *text ? fread(*text, 1, (size_t)(sz > 0 ? sz : 0), f) : 0;
-    fclose(f);
-    return *text ? 0 : -1;
-}
-
 static void test_datasets(void **state)
 {
     (void)state;
@@ -324,7 +310,7 @@ static void test_datasets(void **state)
         size_t len = 0, n, bad;
         int64_t *ts;
         double *v;
-        assert_int_equal(read_all(path, &text, &len), 0);
+        assert_int_equal(op_file_read_all(path, 1u << 30, &text, &len), OP_OK);
         assert_int_equal(op_codec_csv_parse_alloc(text, len, 1u << 24, &ts, &v, &n, &bad), OP_OK);
         roundtrip(ts, v, n);
         /* The CSV text itself survives encode, decode and format. */
