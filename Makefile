@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PY := /usr/bin/python3
 ARGS ?=
 
-.PHONY: all build run test unit integration asan-test bench soak clean fuzz-codec
+.PHONY: all build run test unit integration asan-test bench soak clean fuzz fuzz-codec
 
 all: build
 
@@ -30,6 +30,7 @@ test:
 	@scripts/lint.sh
 	@$(MAKE) --no-print-directory unit integration
 	@if [ "$${CI:-}" = "true" ] || [ -n "$${OUTPOST_ASAN:-}" ]; then $(MAKE) --no-print-directory asan-test; fi
+	@if [ "$${CI:-}" = "true" ]; then scripts/fuzz.sh 10; fi
 
 asan-test:
 	@scripts/deps.sh test
@@ -48,10 +49,15 @@ bench: build
 	OUTPOST_DATASETS=$(abspath ../shared/datasets) $(BUILD)/bench/codec/bench_codec
 	bench/http/run.sh $(abspath $(BUILD))/outpost
 
-# Fuzz the codec's decoder under ASan+UBSan (default 600 s: SECS=60 for a smoke run).
+# The libFuzzer targets under ASan+UBSan (docs/fuzzing.md), SECS seconds each
+# (default 600), two at a time; FUZZ_TARGETS="readings query" runs a subset.
+SECS ?= 600
+FUZZ_TARGETS ?=
+fuzz:
+	scripts/fuzz.sh $(SECS) $(FUZZ_TARGETS)
+
 fuzz-codec:
-	@scripts/deps.sh fuzz
-	scripts/fuzz-codec.sh $${SECS:-600}
+	@$(MAKE) --no-print-directory fuzz FUZZ_TARGETS=codec
 
 soak: build
 	@scripts/deps.sh test

@@ -10,6 +10,9 @@
   probe.py startup ... (see below)
       Start a server several times and print the time from spawn to its first 200.
 
+With PROBE_TLS=1 in the environment, wait and post speak HTTPS (certificate not
+verified: the benchmark's own self-signed server).
+
 startup: probe.py startup --runs N --cpu C --path /readyz [--render SRC=DST] -- CMD ARGS...
   In CMD, "{port}" is replaced by a free port chosen for each start, and "{fresh}" by a
   fresh empty directory (removed afterwards). --render writes SRC to DST before each
@@ -25,6 +28,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -38,10 +42,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def connect(port, timeout):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if os.environ.get("PROBE_TLS") != "1":
+        return s
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(s)
+
+
 def get_status(port, path, timeout=1.0):
     """One GET; returns the status code, or None if the connection failed."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with connect(port, timeout) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             buf = b""
             while b"\r\n" not in buf:
@@ -60,7 +74,7 @@ def get_status(port, path, timeout=1.0):
 def cmd_post(port, path, body):
     data = body.encode()
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with connect(port, 5) as s:
             s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                       f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
             buf = b""

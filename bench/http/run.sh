@@ -15,7 +15,9 @@
 # several starts). Servers: outpost with store.sync=full and =normal (fresh data dir
 # each), the design documents' Python service (bench/peers: FastAPI/uvicorn and
 # Flask/gunicorn, one worker each, data in memory only), and nginx answering a fixed 201
-# (the ceiling of an HTTP server on this machine). A server that is missing or fails
+# (the ceiling of an HTTP server on this machine), and outpost-tls: store.sync=full over
+# HTTPS (TLS 1.3, a self-signed ECDSA P-256 certificate made for the run), measured on
+# (a) and (c) only, whose ratio to outpost-full is the cost of TLS. A server that is missing or fails
 # gets "n/a" and the run goes on. The table goes to stdout and to
 # bench/results/http-<date>.txt; raw wrk output and server logs go to
 # bench/results/http-<date>.raw/.
@@ -27,7 +29,7 @@
 #   BENCH_CONNS=N          connections for (a) and (b) (default 64)
 #   BENCH_REPEAT=N         runs per workload; the run with the median rate is reported (default 1)
 #   BENCH_STARTS=N         start-ups measured per server (default 5; 3 quick)
-#   BENCH_SERVERS="..."    subset/order of: outpost-full outpost-normal fastapi flask nginx
+#   BENCH_SERVERS="..."    subset/order of: outpost-full outpost-normal outpost-tls fastapi flask nginx
 #   BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1
 #   BENCH_QUIET_PCT=10     before each run, wait until the machine uses less than this % of
 #   BENCH_QUIET_WAIT=S     one core, for at most S s (default 30; 5 quick)
@@ -54,7 +56,7 @@ else
 fi
 CONNS=${BENCH_CONNS:-64}
 REPEAT=${BENCH_REPEAT:-1}
-SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal fastapi flask nginx"}
+SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal outpost-tls fastapi flask nginx"}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 QUIET_PCT=${BENCH_QUIET_PCT:-10}
@@ -67,7 +69,7 @@ OUT=${BENCH_OUT:-$RESULTS_DIR/http-$STAMP.txt}
 RAW="${OUT%.txt}.raw"
 HZ=$(getconf CLK_TCK)
 
-for tool in wrk nginx taskset ps "$PY"; do
+for tool in wrk nginx taskset ps openssl "$PY"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: '$tool' not found (scripts/deps.sh bench installs it)" >&2; exit 2; }
 done
 PROBE=(taskset -c "$CCPU" "$PY" "$HERE/probe.py")
@@ -205,7 +207,7 @@ one_run() {
     y0=$(sys_busy); s0=$(cpu_ticks "${pids[@]}")
     times >"$WORK/t0"
     taskset -c "$CCPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s "${lflag[@]}" \
-        -s "$HERE/$script" "http://127.0.0.1:$port/v1/readings" >>"$out" 2>&1 &
+        -s "$HERE/$script" "$SCHEME://127.0.0.1:$port/v1/readings" >>"$out" 2>&1 &
     local wpid=$!
     PIDS+=("$wpid")
     wait "$wpid"
@@ -278,7 +280,21 @@ DESC[outpost-normal]="outpost run --set store.sync=normal (201 after commit; sur
 DESC[fastapi]="FastAPI under uvicorn, 1 worker, --no-access-log; Pydantic models validate (bench/peers/fastapi_app.py)"
 DESC[flask]="Flask under gunicorn, 1 sync worker (no keep-alive); validated by hand (bench/peers/flask_app.py)"
 DESC[nginx]="nginx, 1 worker, access_log off, fixed 201 {\"accepted\":1} (bench/http/nginx.conf)"
+DESC[outpost-tls]="outpost run --set store.sync=full over HTTPS (TLS 1.3, ECDSA P-256 certificate)"
 STORES[outpost-full]="disk+fsync"; STORES[outpost-normal]="disk"; STORES[fastapi]="memory!"
+STORES[outpost-tls]="disk+fsync"
+SCHEME=http
+
+scheme_of() { case $1 in outpost-tls) echo https ;; *) echo http ;; esac; }
+
+# make_cert: a self-signed server certificate for 127.0.0.1 in $WORK/tls (outpost-tls).
+make_cert() {
+    [ -f "$WORK/tls/srv.pem" ] && return 0
+    mkdir -p "$WORK/tls" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$WORK/tls/srv.key" -out "$WORK/tls/srv.pem" -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1
+}
 STORES[flask]="memory!"; STORES[nginx]="nothing"
 
 ready_path() { case $1 in outpost-*) echo /readyz ;; nginx) echo /readyz ;; *) echo /data ;; esac; }
@@ -289,6 +305,9 @@ server_cmd() {
     case $name in
         outpost-full|outpost-normal)
             printf '%s\n' "$OUTPOST" run --listen "127.0.0.1:$port" --data "$dir" --set "store.sync=${name#outpost-}" ;;
+        outpost-tls)
+            printf '%s\n' "$OUTPOST" run --listen "127.0.0.1:$port" --data "$dir" --set store.sync=full \
+                --set "tls.cert=$WORK/tls/srv.pem" --set "tls.key=$WORK/tls/srv.key" ;;
         fastapi)
             printf '%s\n' "$PY" /usr/bin/uvicorn --app-dir "$PEERS" fastapi_app:app --host 127.0.0.1 \
                 --port "$port" --workers 1 --no-access-log --log-level warning ;;
@@ -350,6 +369,13 @@ print("%s; Flask %s, gunicorn %s; FastAPI %s, pydantic %s, uvicorn %s with %s, %
 bench_server() {
     local name=$1 path pids
     log "=== $name"
+    SCHEME=$(scheme_of "$name")
+    if [ "$SCHEME" = https ]; then
+        export PROBE_TLS=1
+        make_cert || { R[$name.fail]="cannot make a certificate (openssl)"; note "$name: ${R[$name.fail]}"; return; }
+    else
+        unset PROBE_TLS
+    fi
     case $name in
         outpost-*) if [ -z "$OUTPOST" ] || [ ! -x "$OUTPOST" ]; then
                        R[$name.fail]="binary not found: ${OUTPOST:-<none given>}"; note "$name: ${R[$name.fail]}"; return; fi ;;
@@ -371,10 +397,10 @@ bench_server() {
 
     if [ "$WARMUP" != 0 ]; then
         run_tracked "$RAW/$name.warmup.txt" taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" \
-            -s "$HERE/single.lua" "http://127.0.0.1:$SPORT/v1/readings"
+            -s "$HERE/single.lua" "$SCHEME://127.0.0.1:$SPORT/v1/readings"
     fi
     measure "$name" single single.lua "$CONNS" 0 "$SPORT" "${pids[@]}" &&
-    measure "$name" batch batch100.lua "$CONNS" 0 "$SPORT" "${pids[@]}" &&
+    { [ "$name" = outpost-tls ] || measure "$name" batch batch100.lua "$CONNS" 0 "$SPORT" "${pids[@]}"; } &&
     measure "$name" lat single.lua 1 1 "$SPORT" "${pids[@]}"
     alive "$SPID" || note "$name: server is no longer running after the runs"
     R[$name.rss_peak]=$(mem_kb VmHWM "${pids[@]}")
@@ -382,6 +408,8 @@ bench_server() {
     stop_tree "$SPID"
     R[$name.term]="rc=$STOP_RC in ${STOP_MS} ms"
     [ "$STOP_RC" != 0 ] && note "$name: exit status $STOP_RC after SIGTERM (took ${STOP_MS} ms)"
+    # TLS is measured for its throughput cost only; start-up is outpost-full's.
+    [ "$name" = outpost-tls ] && { rm -rf "$SDIR"; return; }
 
     # Start-up: spawn to the first 200 of the readiness URL, median of STARTS starts.
     local cmd st render=()
@@ -474,6 +502,8 @@ report() {
         echo "  $s / FastAPI, single reading req/s:     $(ratio "${R[$s.single.rps]:-}" "${R[fastapi.single.rps]:-}")"
         echo "  $s / FastAPI, batched readings/s:       $(ratio "${R[$s.batch.readings_s]:-}" "${R[fastapi.batch.readings_s]:-}")"
     done
+    echo "  outpost-tls / outpost-full, single reading req/s (the cost of TLS): $(ratio "${R[outpost-tls.single.rps]:-}" "${R[outpost-full.single.rps]:-}")" \
+         "  (server CPU per request: TLS ${R[outpost-tls.single.cpu_us_req]:-n/a} us, plain ${R[outpost-full.single.cpu_us_req]:-n/a} us)"
     echo
     echo "issue 2 bars (one run; differences under ~15% are noise on this shared machine):"
     bar() {  # bar TEXT VALUE OP LIMIT [SHOWN]
@@ -487,6 +517,7 @@ report() {
     bar "single req/s, sync=normal >= 0.9x nginx" "$(ratio "${R[outpost-normal.single.rps]:-}" "${R[nginx.single.rps]:-}")" ">=" 0.9
     bar "batched readings/s, sync=full >= 1,000,000" "${R[outpost-full.batch.readings_s]:-}" ">=" 1000000 \
         "$(fmt_int "${R[outpost-full.batch.readings_s]:-}")"
+    bar "single req/s over TLS >= 0.7x plain (issue 4)" "$(ratio "${R[outpost-tls.single.rps]:-}" "${R[outpost-full.single.rps]:-}")" ">=" 0.7
     bar "batched readings/s, sync=full >= 6x FastAPI" "$(ratio "${R[outpost-full.batch.readings_s]:-}" "${R[fastapi.batch.readings_s]:-}")" ">=" 6
     for m in full normal; do
         s=outpost-$m
@@ -533,7 +564,7 @@ report() {
 log "results: $OUT (raw: $RAW); ${DUR}s per run; servers: $SERVERS"
 [ "$(df -T "$DATA_ROOT" | awk 'NR == 2 {print $2}')" = tmpfs ] && note "outpost data dir $DATA_ROOT is tmpfs: fsync costs nothing there"
 for s in $SERVERS; do
-    case $s in outpost-full|outpost-normal|fastapi|flask|nginx) bench_server "$s" ;;
+    case $s in outpost-full|outpost-normal|outpost-tls|fastapi|flask|nginx) bench_server "$s" ;;
                *) note "unknown server '$s' skipped" ;; esac
 done
 report | tee "$OUT"

@@ -22,7 +22,7 @@ struct op_diag {
     char field[64];   /* the offending field or key, if any */
     long index;       /* index in a batch, or -1 */
     long line;        /* line in a file, or -1 */
-    char file[256];   /* file name, if any */
+    char file[512];   /* file name, if any */
 };
 
 void op_diag_clear(struct op_diag *d);
@@ -59,6 +59,20 @@ int op_log_level_parse(const char *s, enum op_log_level *out);
 /* ---- configuration --------------------------------------------------- */
 
 enum op_sync_mode { OP_SYNC_FULL = 0, OP_SYNC_NORMAL = 1 };
+enum op_tls_min { OP_TLS_MIN_13 = 0, OP_TLS_MIN_12 = 1 };
+
+/* A key that may repeat (auth.token): its values in file order, each with
+ * the line it came from so that the subsystem that interprets it can name
+ * the line in its error. */
+#define OP_CONFIG_LIST_MAX 64
+#define OP_CONFIG_ITEM_MAX 256
+struct op_config_list {
+    int n;
+    struct op_config_item {
+        char v[OP_CONFIG_ITEM_MAX];
+        long line; /* 0 when set from a flag */
+    } items[OP_CONFIG_LIST_MAX];
+};
 
 /* The effective configuration. Every field has an entry in the key table
  * in core_config.c, which holds its default, bounds and help. */
@@ -78,6 +92,17 @@ struct op_config {
     int64_t retention_age_ms; /* store.retention_age, 0 = keep forever */
     int64_t retention_bytes;  /* store.retention_bytes, 0 = no quota */
     int64_t retention_interval_ms; /* store.retention_interval */
+    char user[64];            /* user: drop to this user after start-up when run as root */
+    bool insecure_bind;       /* insecure_bind: serve beyond loopback without TLS + auth */
+    char tls_cert[512];       /* tls.cert: PEM certificate chain; empty = plain HTTP */
+    char tls_key[512];        /* tls.key: PEM private key */
+    char tls_client_ca[512];  /* tls.client_ca: PEM CA(s); set = mutual TLS required */
+    int tls_min_version;      /* tls.min_version = 1.3 | 1.2 */
+    struct op_config_list auth_tokens;     /* auth.token = NAME ROLE sha256:HEX (repeats) */
+    struct op_config_list auth_cert_roles; /* auth.cert_role = CN ROLE (repeats) */
+    int64_t auth_max_failures;  /* auth.max_failures per address per window */
+    int64_t auth_failure_window_ms; /* auth.failure_window */
+    char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 
 /* Fills every field with its embedded default. */
@@ -85,7 +110,12 @@ void op_config_defaults(struct op_config *cfg);
 /* Loads an INI file over cfg. Unknown keys, bad values and syntax errors
  * return OP_EINVAL with file, line and reason in diag. */
 int op_config_load_file(struct op_config *cfg, const char *path, struct op_diag *diag);
-/* Sets one key ("store.sync") from its text form, as the file would. */
+/* Loads INI text (len bytes, need not be NUL-terminated) as if it were a
+ * file named name. Same errors as op_config_load_file. */
+int op_config_load_string(struct op_config *cfg, const char *text, size_t len, const char *name,
+                          struct op_diag *diag);
+/* Sets one key ("store.sync") from its text form, as the file would. A
+ * repeatable key appends. */
 int op_config_set(struct op_config *cfg, const char *key, const char *value, struct op_diag *diag);
 /* Copies the reloadable fields from src into dst; returns how many changed. */
 int op_config_apply_reloadable(struct op_config *dst, const struct op_config *src);
@@ -93,6 +123,11 @@ int op_config_apply_reloadable(struct op_config *dst, const struct op_config *sr
 void op_config_print(const struct op_config *cfg, FILE *out);
 /* Splits cfg->listen into a host and a port; OP_EINVAL if malformed. */
 int op_config_listen_split(const char *listen, char *host, size_t hostlen, uint16_t *port);
+/* Resolves the listen address for binding (brackets around an IPv6
+ * literal allowed): *res from getaddrinfo, freed by the caller with
+ * freeaddrinfo; OP_EINVAL if malformed or unresolvable. */
+struct addrinfo;
+int op_config_listen_resolve(const char *listen, struct addrinfo **res, uint16_t *port);
 
 /* ---- metrics --------------------------------------------------------- */
 
@@ -125,6 +160,13 @@ void op_metrics_reset(void);
 
 /* Resident set size of this process in bytes, from /proc; 0 if unknown. */
 int64_t op_proc_rss_bytes(void);
+
+/* Runs the process as user from now on: hands dir and the files directly
+ * in it to the user (the data directory, opened while root), then sets
+ * the groups, gid and uid for every thread and checks root cannot be
+ * regained. OP_ENOTFOUND for an unknown user, OP_EIO with the reason in d
+ * on any failure (the caller must then exit: half-dropped is unsafe). */
+int op_proc_drop_privileges(const char *user, const char *dir, struct op_diag *d);
 
 /* ---- signals --------------------------------------------------------- */
 

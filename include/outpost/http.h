@@ -6,17 +6,35 @@
 #ifndef OUTPOST_HTTP_H
 #define OUTPOST_HTTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "outpost/core.h"
+#include "outpost/sec.h"
 #include "outpost/store.h"
 
 struct op_http;
 
+/* The security the server enforces; both borrowed, both may be NULL. */
+struct op_http_sec {
+    const struct op_auth *auth;      /* credentials; none configured: no checks */
+    const struct op_tls_server *tls; /* HTTPS (and mutual TLS with a client CA) */
+};
+
 /* Binds cfg->listen and starts serving on the library's own thread(s).
- * cfg and store are borrowed and must outlive the server. Returns OP_OK,
- * OP_EINVAL (bad listen address) or OP_EIO (bind failed; logged). */
-int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store);
+ * cfg, store and sec's members are borrowed and must outlive the server;
+ * sec may be NULL. Returns OP_OK, OP_EINVAL (bad listen address),
+ * OP_ENOMEM or OP_EIO (bind or TLS set-up failed; logged). */
+int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store,
+                  const struct op_http_sec *sec);
+
+/* Whether the server speaks HTTPS. */
+bool op_http_tls(const struct op_http *h);
+
+/* Prints the route table, one "METHOD PATTERN ROLE" line per route (the
+ * RBAC tests and docs/security.md are generated from it). */
+void op_http_routes_print(FILE *out);
 
 /* The port actually bound (useful with port 0). */
 uint16_t op_http_port(const struct op_http *h);

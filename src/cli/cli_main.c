@@ -27,9 +27,15 @@ static int cmd_version(int argc, char **argv)
 
 static const struct command commands[] = {
     { "run", op_cli_run, "run the node (see `outpost run --help`)" },
+    { "token", op_cli_token, "create an API token for a role (`outpost token create --role R`)" },
+    { "routes", op_cli_routes, "list the HTTP routes and the role each one needs" },
+    { "tls", op_cli_tls, "check a node's TLS from the client side (`outpost tls probe`)" },
 #ifdef OUTPOST_HAVE_CODEC_CLI
     { "codec", op_cli_codec, "encode, decode or measure a time-series CSV with the block codec" },
 #endif
+    { "key", op_cli_key, "make a signing or sealing key (`outpost key gen [--seal]`)" },
+    { "sign", op_cli_sign, "write a detached Ed25519 signature for a file (FILE.sig)" },
+    { "verify", op_cli_verify, "check a file's detached signature against a public key" },
     { "version", cmd_version, "print the version" },
 };
 

@@ -29,7 +29,7 @@ static void run_usage(FILE *out)
             "  --help             this text\n");
 }
 
-static void report(const struct op_diag *d)
+void op_cli_report(const struct op_diag *d)
 {
     if (d->file[0] && d->line > 0)
         fprintf(stderr, "outpost: %s:%ld: %s\n", d->file, d->line, d->msg);
@@ -77,7 +77,7 @@ static int load_config(int argc, char **argv, struct op_config *cfg, struct run_
     }
     op_diag_clear(&d);
     if (a->config && op_config_load_file(cfg, a->config, &d)) {
-        report(&d);
+        op_cli_report(&d);
         return 2;
     }
     optind = 1;
@@ -101,7 +101,7 @@ static int load_config(int argc, char **argv, struct op_config *cfg, struct run_
         }
         op_diag_clear(&d);
         if (key && op_config_set(cfg, key, val, &d)) {
-            report(&d);
+            op_cli_report(&d);
             return 2;
         }
     }
@@ -179,6 +179,9 @@ int op_cli_run(int argc, char **argv)
         return 0;
     }
     op_log_set_level((enum op_log_level)cfg.log_level);
+    struct cli_security sec;
+    if ((rc = op_cli_security_load(&sec, &cfg)) != 0)
+        return rc;
     op_signals_block();
 
     struct op_store_opts so = {
@@ -194,12 +197,20 @@ int op_cli_run(int argc, char **argv)
     if ((rc = op_store_open(&store, &so)) != OP_OK) {
         fprintf(stderr, "outpost: cannot open the store in %s: %s\n", cfg.data_dir,
                 op_err_str(rc));
+        op_cli_security_fini(&sec);
         return 1;
     }
     struct op_http *http = NULL;
-    if ((rc = op_http_start(&http, &cfg, store)) != OP_OK) {
+    if ((rc = op_http_start(&http, &cfg, store, &sec.http)) != OP_OK) {
         op_store_close(store);
+        op_cli_security_fini(&sec);
         return 1;
+    }
+    if ((rc = op_cli_security_drop(&cfg)) != 0) {
+        op_http_stop(http);
+        op_store_close(store);
+        op_cli_security_fini(&sec);
+        return rc;
     }
     op_metrics_gauge("outpost_process_resident_memory_bytes", NULL,
                      "Resident memory of the process", gauge_rss, NULL);
@@ -208,8 +219,11 @@ int op_cli_run(int argc, char **argv)
     char host[128];
     uint16_t port;
     op_config_listen_split(cfg.listen, host, sizeof host, &port);
-    OP_INFO("http", "listening on http://%s:%u (data in %s, store.sync=%s)", host,
-            op_http_port(http), cfg.data_dir, cfg.sync_mode == OP_SYNC_FULL ? "full" : "normal");
+    OP_INFO("http", "listening on %s://%s:%u (data in %s, store.sync=%s%s%s)",
+            op_http_tls(http) ? "https" : "http", host, op_http_port(http), cfg.data_dir,
+            cfg.sync_mode == OP_SYNC_FULL ? "full" : "normal",
+            sec.tls.client_ca_pem ? ", mutual TLS" : "",
+            op_sec_auth_enabled(sec.auth) ? ", tokens required" : "");
 
     for (;;) {
         int sig = op_signals_wait(1000);
@@ -220,6 +234,7 @@ int op_cli_run(int argc, char **argv)
     }
     OP_INFO("core", "shutting down: answering %d accepted request(s)", op_http_pending(http));
     drain(http, store);
+    op_cli_security_fini(&sec);
     op_metrics_reset();
     OP_INFO("core", "stopped cleanly");
     return 0;

@@ -5,6 +5,7 @@
  * file feeds it lines through its own reader so every error names the line.
  */
 #include <ini.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 #include "outpost/core.h"
 #include "outpost/err.h"
 
-enum key_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM };
+enum key_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_BOOL, T_LIST };
 
 struct key {
     const char *name; /* "section.key", or "key" at top level */
@@ -29,6 +30,7 @@ struct key {
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const sync_modes[] = { "full", "normal", NULL };
+static const char *const tls_versions[] = { "1.3", "1.2", NULL };
 
 #define OFF(f) offsetof(struct op_config, f)
 #define STR(f) OFF(f), sizeof(((struct op_config *)0)->f)
@@ -43,6 +45,10 @@ static const struct key keys[] = {
       "directory holding the database" },
     { "log_level", T_ENUM, OFF(log_level), 0, "info", 0, 0, log_levels, true,
       "error | warn | info | debug" },
+    { "user", T_STR, STR(user), "", 0, 0, NULL, false,
+      "when started as root, run as this user once the port and the store are open" },
+    { "insecure_bind", T_BOOL, OFF(insecure_bind), 0, "false", 0, 0, NULL, false,
+      "allow a non-loopback listen address without TLS and credentials (loudly)" },
     { "http.max_body", T_SIZE, OFF(http_max_body), 0, "1MiB", 64, 256 * MB, NULL, false,
       "largest request body accepted (413 above)" },
     { "http.max_batch", T_INT, OFF(http_max_batch), 0, "10000", 1, 1000000, NULL, false,
@@ -67,6 +73,21 @@ static const struct key keys[] = {
       false, "keep the database under this size, oldest readings first (0: no quota)" },
     { "store.retention_interval", T_DURATION, OFF(retention_interval_ms), 0, "1s", 10, DAY, NULL,
       false, "how often retention deletes a bounded chunk" },
+    { "tls.cert", T_STR, STR(tls_cert), "", 0, 0, NULL, false,
+      "PEM certificate (chain) for HTTPS; empty serves plain HTTP" },
+    { "tls.key", T_STR, STR(tls_key), "", 0, 0, NULL, false, "PEM private key of tls.cert" },
+    { "tls.client_ca", T_STR, STR(tls_client_ca), "", 0, 0, NULL, false,
+      "PEM CA certificate(s); when set, clients must present a certificate it signed" },
+    { "tls.min_version", T_ENUM, OFF(tls_min_version), 0, "1.3", 0, 0, tls_versions, false,
+      "oldest TLS version accepted: 1.3 | 1.2" },
+    { "auth.token", T_LIST, OFF(auth_tokens), 0, "", 0, 0, NULL, false,
+      "NAME ROLE sha256:HEX, one per line (from `outpost token create`)" },
+    { "auth.cert_role", T_LIST, OFF(auth_cert_roles), 0, "", 0, 0, NULL, false,
+      "CN ROLE: the role of a verified client certificate, one per line" },
+    { "auth.max_failures", T_INT, OFF(auth_max_failures), 0, "10", 1, 1000000, NULL, false,
+      "failed authentications from one address before it gets 429" },
+    { "auth.failure_window", T_DURATION, OFF(auth_failure_window_ms), 0, "1m", 1000, DAY, NULL,
+      false, "the window those failures are counted in, and how long 429 lasts" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -84,6 +105,27 @@ static int64_t *i64_field(struct op_config *cfg, const struct key *k)
     return (int64_t *)((char *)cfg + k->offset);
 }
 
+/* Appends one value of a repeatable key; an empty default adds nothing. */
+static int list_append(struct op_config_list *l, const struct key *k, const char *v, size_t len,
+                       struct op_diag *d)
+{
+    if (!len)
+        return OP_OK;
+    if (l->n >= OP_CONFIG_LIST_MAX) {
+        op_diag_set(d, "invalid_config", "%s: more than %d lines", k->name, OP_CONFIG_LIST_MAX);
+        return OP_ERANGE;
+    }
+    if (len >= OP_CONFIG_ITEM_MAX) {
+        op_diag_set(d, "invalid_config", "%s: value longer than %d bytes", k->name,
+                    OP_CONFIG_ITEM_MAX - 1);
+        return OP_EINVAL;
+    }
+    memcpy(l->items[l->n].v, v, len + 1);
+    l->items[l->n].line = d->line > 0 ? d->line : 0;
+    l->n++;
+    return OP_OK;
+}
+
 static int set_value(struct op_config *cfg, const struct key *k, const char *v, struct op_diag *d)
 {
     size_t len = strlen(v);
@@ -99,6 +141,15 @@ static int set_value(struct op_config *cfg, const struct key *k, const char *v, 
         }
         memcpy((char *)cfg + k->offset, v, len + 1);
         return OP_OK;
+    case T_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "false")) {
+            *(bool *)((char *)cfg + k->offset) = v[0] == 't';
+            return OP_OK;
+        }
+        op_diag_set(d, "invalid_config", "%s: '%s' is not true or false", k->name, v);
+        return OP_EINVAL;
+    case T_LIST:
+        return list_append((struct op_config_list *)((char *)cfg + k->offset), k, v, len, d);
     case T_ENUM:
         for (int i = 0; k->choices[i]; i++) {
             if (!strcmp(v, k->choices[i])) {
@@ -165,13 +216,43 @@ struct load_ctx {
     int rc;
 };
 
+/* Stops the parse at the current line with reason in d (inih sees the end
+ * of the file; load_stream reports lc->rc). */
+static char *line_error(struct load_ctx *lc, const char *reason)
+{
+    lc->d->line = lc->line;
+    op_diag_set(lc->d, "invalid_config", "%s", reason);
+    lc->rc = OP_EINVAL;
+    return NULL;
+}
+
+/* inih's line buffer holds num - 1 bytes (INI_MAX_LINE, fixed when the
+ * library was built). Given a longer line through fgets, it would take the
+ * first num - 1 bytes as the whole line and parse the rest as a line of
+ * its own: the value silently cut short and its tail read as another key
+ * (found by tests/fuzz/fuzz_config.c). A NUL byte would likewise hide the
+ * rest of its line. Both are errors that name the line. */
 static char *read_line(char *str, int num, void *stream)
 {
     struct load_ctx *lc = stream;
-    char *s = fgets(str, num, lc->f);
-    if (s)
-        lc->line++;
-    return s;
+    int n = 0, c = EOF;
+    while (n < num - 1 && (c = getc(lc->f)) != EOF) {
+        str[n++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
+    lc->line++;
+    if (memchr(str, '\0', (size_t)n))
+        return line_error(lc, "the line holds a NUL byte");
+    if (str[n - 1] != '\n' && (c = getc(lc->f)) != EOF && c != '\n') {
+        char msg[64];
+        snprintf(msg, sizeof msg, "the line is longer than %d bytes", num - 1);
+        return line_error(lc, msg);
+    }
+    return str;
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -182,35 +263,59 @@ static int on_key(void *user, const char *section, const char *name, const char 
         snprintf(full, sizeof full, "%s.%s", section, name);
     else
         snprintf(full, sizeof full, "%s", name);
+    lc->d->line = lc->line;
     int rc = op_config_set(lc->cfg, full, value, lc->d);
     if (rc) {
-        lc->d->line = lc->line;
         lc->rc = rc;
         return 0;
     }
     return 1;
 }
 
-int op_config_load_file(struct op_config *cfg, const char *path, struct op_diag *d)
+static int load_stream(struct op_config *cfg, FILE *f, const char *name, struct op_diag *d)
 {
-    struct load_ctx lc = { NULL, 0, cfg, d, OP_OK };
-    snprintf(d->file, sizeof d->file, "%s", path);
-    lc.f = fopen(path, "r");
-    if (!lc.f) {
-        op_diag_set(d, "invalid_config", "cannot open: %m");
-        return OP_EINVAL;
-    }
+    struct load_ctx lc = { f, 0, cfg, d, OP_OK };
+    snprintf(d->file, sizeof d->file, "%s", name);
+    snprintf(cfg->source, sizeof cfg->source, "%s", name);
     ini_stop_on_first_error = true;
     int r = ini_parse_stream(read_line, &lc, on_key, &lc);
-    fclose(lc.f);
     if (lc.rc)
         return lc.rc;
+    d->line = -1;
     if (r != 0) {
         d->line = r > 0 ? r : -1;
         op_diag_set(d, "invalid_config", "syntax error (expected `key = value` or `[section]`)");
         return OP_EINVAL;
     }
     return OP_OK;
+}
+
+int op_config_load_file(struct op_config *cfg, const char *path, struct op_diag *d)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(d->file, sizeof d->file, "%s", path);
+        op_diag_set(d, "invalid_config", "cannot open: %m");
+        return OP_EINVAL;
+    }
+    int rc = load_stream(cfg, f, path, d);
+    fclose(f);
+    return rc;
+}
+
+int op_config_load_string(struct op_config *cfg, const char *text, size_t len, const char *name,
+                          struct op_diag *d)
+{
+    if (!len) /* fmemopen refuses an empty buffer; an empty file sets nothing */
+        return OP_OK;
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f) {
+        op_diag_set(d, "invalid_config", "cannot read configuration text: %m");
+        return OP_ENOMEM;
+    }
+    int rc = load_stream(cfg, f, name, d);
+    fclose(f);
+    return rc;
 }
 
 int op_config_apply_reloadable(struct op_config *dst, const struct op_config *src)
@@ -236,10 +341,27 @@ static void print_value(const struct op_config *cfg, const struct key *k, FILE *
         fprintf(out, "%s", base);
     else if (k->type == T_ENUM)
         fprintf(out, "%s", k->choices[*(const int *)base]);
+    else if (k->type == T_BOOL)
+        fputs(*(const bool *)base ? "true" : "false", out);
     else
         fprintf(out, "%lld", (long long)*(const int64_t *)base);
     if (k->type == T_DURATION)
         fputs("ms", out);
+}
+
+static void print_key(const struct op_config *cfg, const struct key *k, const char *shortname,
+                      FILE *out)
+{
+    fprintf(out, "# %s (default %s)\n", k->help, k->def[0] ? k->def : "empty");
+    if (k->type != T_LIST) {
+        fprintf(out, "%s = ", shortname);
+        print_value(cfg, k, out);
+        fputc('\n', out);
+        return;
+    }
+    const struct op_config_list *l = (const void *)((const char *)cfg + k->offset);
+    for (int i = 0; i < l->n; i++)
+        fprintf(out, "%s = %s\n", shortname, l->items[i].v);
 }
 
 void op_config_print(const struct op_config *cfg, FILE *out)
@@ -255,9 +377,7 @@ void op_config_print(const struct op_config *cfg, FILE *out)
             cur_section = k->name;
             cur_len = slen;
         }
-        fprintf(out, "# %s (default %s)\n%s = ", k->help, k->def, dot ? dot + 1 : k->name);
-        print_value(cfg, k, out);
-        fputc('\n', out);
+        print_key(cfg, k, dot ? dot + 1 : k->name, out);
     }
 }
 
@@ -272,5 +392,24 @@ int op_config_listen_split(const char *listen, char *host, size_t hostlen, uint1
     memcpy(host, listen, (size_t)(colon - listen));
     host[colon - listen] = '\0';
     *port = (uint16_t)p;
+    return OP_OK;
+}
+
+int op_config_listen_resolve(const char *listen, struct addrinfo **res, uint16_t *port)
+{
+    char host[128];
+    if (op_config_listen_split(listen, host, sizeof host, port))
+        return OP_EINVAL;
+    char *h = host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    *res = NULL;
+    if (getaddrinfo(h, NULL, &hints, res) || !*res)
+        return OP_EINVAL;
     return OP_OK;
 }

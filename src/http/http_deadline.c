@@ -66,6 +66,7 @@ void http__deadline_notify(void *cls, struct MHD_Connection *conn, void **socket
 {
     struct http_deadlines *dl = ((struct op_http *)cls)->deadlines;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        http__auth_on_connection(cls, conn);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct http_conn *c = op_calloc(1, sizeof *c);

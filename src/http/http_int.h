@@ -11,6 +11,7 @@
 
 #include "outpost/core.h"
 #include "outpost/http.h"
+#include "outpost/sec.h"
 #include "outpost/store.h"
 #include "outpost/util.h"
 
@@ -31,10 +32,11 @@ struct http_route {
     int method;
     http_handler_fn *fn;
     bool json_body;      /* takes a JSON body: 411/413/415 checks apply */
+    enum op_role role;   /* who may call it (docs/security.md's role table) */
 };
 
 /* Per-route, per-status request counters, created on first use. */
-#define HTTP_STATUS_SLOTS 16
+#define HTTP_STATUS_SLOTS 18
 #define HTTP_RESPONSE_MAX (32u << 20) /* cap on one response body */
 struct http_route_stats {
     _Atomic(struct op_counter *) by_status[HTTP_STATUS_SLOTS];
@@ -77,6 +79,8 @@ struct http_req {
         bool overflow;
     } q;
     int64_t t_start_ns;
+    const char *principal; /* the token name or certificate CN, when authenticated */
+    char cn[128];          /* the verified client certificate's CN, if looked up */
 };
 
 struct op_http {
@@ -93,7 +97,22 @@ struct op_http {
     struct op_counter *readings_accepted;
     struct op_histogram *batch_hist;
     struct op_histogram *latency_hist;
+    const struct op_auth *auth;      /* borrowed; NULL or empty: no credentials needed */
+    const struct op_tls_server *tls; /* borrowed; NULL: plain HTTP */
+    struct op_limiter *limiter;
+    struct op_counter *auth_fail[4]; /* by enum http_auth_fail */
 };
+
+/* ---- authorization (http_auth.c) ---- */
+enum http_auth_fail { HA_MISSING, HA_INVALID, HA_FORBIDDEN, HA_RATE_LIMITED };
+int http__auth_start(struct op_http *h);
+void http__auth_stop(struct op_http *h);
+/* Checks r's credentials against its route's role; on refusal sets the
+ * 401/403/429 reply and returns false. Runs once the headers are in, so
+ * an unauthenticated client never gets a body buffered. */
+bool http__authorize(struct http_req *r);
+/* With mutual TLS: called for each new connection before its handshake. */
+void http__auth_on_connection(struct op_http *h, struct MHD_Connection *conn);
 
 /* ---- deadlines (http_deadline.c) ---- */
 enum MHD_ConnectionNotificationCode;
@@ -191,6 +210,21 @@ void http__json_raw(struct http_json *j, const char *text, size_t len);
 
 /* ---- validation shared by handlers ---- */
 bool http__valid_name(const char *s, size_t len, bool allow_slash);
+
+/* ---- query parameters of the read routes (http_v1_readings.c) ---- */
+/* Returns the decoded value of query parameter key (NUL-terminated, owned
+ * by ctx), or NULL when it is absent. */
+typedef const char *http_param_fn(void *ctx, const char *key);
+/* GET /v1/readings: sensor, from, to, limit, order, cursor. Fills q (its
+ * sensor points into get's storage; limit is the one asked for) and
+ * returns 0, or returns 400 with the error body's code, field and message
+ * in d. Pure: reads only through get. */
+int http__parse_range_params(http_param_fn *get, void *ctx, struct op_range_query *q,
+                             struct op_diag *d);
+/* GET /v1/readings/aggregate: sensor, from, to, step, fn. *fns gets one bit
+ * per requested function. Same contract as http__parse_range_params. */
+int http__parse_agg_params(http_param_fn *get, void *ctx, struct op_agg_query *q, unsigned *fns,
+                           struct op_diag *d);
 
 /* ---- handlers ---- */
 void http__h_readings_post(struct http_req *r);

@@ -1,7 +1,10 @@
 /*
  * The route table: every route the node serves, its method and handler.
  * The metrics label of a route is its pattern, so the table also bounds
- * the number of series in outpost_http_requests_total.
+ * the number of series in outpost_http_requests_total. Every route names
+ * the role it needs (OP_ROLE_UNSET is rejected by the unit tests and the
+ * RBAC matrix test is generated from `outpost routes`), so a new route
+ * cannot be added without deciding who may call it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,21 +12,21 @@
 #include "http_int.h"
 
 const struct http_route http__routes[] = {
-    { "/v1/readings", HM_POST, http__h_readings_post, true },
-    { "/v1/readings", HM_GET, http__h_readings_get, false },
-    { "/v1/readings/aggregate", HM_GET, http__h_readings_aggregate, false },
-    { "/v1/sensors", HM_GET, http__h_sensors, false },
-    { "/v1/devices", HM_GET, http__h_devices_list, false },
-    { "/v1/devices/{id}", HM_PUT, http__h_device_put, true },
-    { "/v1/devices/{id}", HM_GET, http__h_device_get, false },
-    { "/v1/devices/{id}", HM_DELETE, http__h_device_delete, false },
-    { "/data", HM_POST, http__h_compat_data_post, true },
-    { "/data", HM_GET, http__h_compat_data_get, false },
-    { "/status", HM_POST, http__h_compat_status_post, false },
-    { "/status", HM_GET, http__h_compat_status_get, false },
-    { "/healthz", HM_GET, http__h_healthz, false },
-    { "/readyz", HM_GET, http__h_readyz, false },
-    { "/metrics", HM_GET, http__h_metrics, false },
+    { "/v1/readings", HM_POST, http__h_readings_post, true, OP_ROLE_INGEST },
+    { "/v1/readings", HM_GET, http__h_readings_get, false, OP_ROLE_READ },
+    { "/v1/readings/aggregate", HM_GET, http__h_readings_aggregate, false, OP_ROLE_READ },
+    { "/v1/sensors", HM_GET, http__h_sensors, false, OP_ROLE_READ },
+    { "/v1/devices", HM_GET, http__h_devices_list, false, OP_ROLE_READ },
+    { "/v1/devices/{id}", HM_PUT, http__h_device_put, true, OP_ROLE_INGEST },
+    { "/v1/devices/{id}", HM_GET, http__h_device_get, false, OP_ROLE_READ },
+    { "/v1/devices/{id}", HM_DELETE, http__h_device_delete, false, OP_ROLE_ADMIN },
+    { "/data", HM_POST, http__h_compat_data_post, true, OP_ROLE_INGEST },
+    { "/data", HM_GET, http__h_compat_data_get, false, OP_ROLE_READ },
+    { "/status", HM_POST, http__h_compat_status_post, false, OP_ROLE_INGEST },
+    { "/status", HM_GET, http__h_compat_status_get, false, OP_ROLE_READ },
+    { "/healthz", HM_GET, http__h_healthz, false, OP_ROLE_PUBLIC },
+    { "/readyz", HM_GET, http__h_readyz, false, OP_ROLE_PUBLIC },
+    { "/metrics", HM_GET, http__h_metrics, false, OP_ROLE_READ },
 };
 const int http__nroutes = (int)(sizeof http__routes / sizeof http__routes[0]);
 
@@ -96,4 +99,11 @@ const struct http_route *http__route_find(int method, const char *path, struct o
 const char *http__route_label(int idx)
 {
     return idx < http__nroutes ? http__routes[idx].pattern : "other";
+}
+
+void op_http_routes_print(FILE *out)
+{
+    for (int i = 0; i < http__nroutes; i++)
+        fprintf(out, "%s %s %s\n", method_name(http__routes[i].method), http__routes[i].pattern,
+                op_sec_role_name(http__routes[i].role));
 }

@@ -24,7 +24,7 @@ static const double batch_bounds[] = { 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000,
 
 /* The statuses we count per route; anything else lands in the last slot. */
 static const unsigned counted_status[HTTP_STATUS_SLOTS] = {
-    200, 201, 204, 400, 404, 405, 408, 411, 413, 415, 422, 429, 500, 503, 507, 0,
+    200, 201, 204, 400, 401, 403, 404, 405, 408, 411, 413, 415, 422, 429, 500, 503, 507, 0,
 };
 
 static int status_slot(unsigned status)
@@ -227,6 +227,8 @@ static struct http_req *req_create(struct op_http *h, struct MHD_Connection *con
         http__reply_add_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     } else if (!r->route) {
         http__reply_errorf(r, 404, "not_found", NULL, "no route for %.16s %.128s", method, url);
+    } else if (!http__authorize(r)) {
+        /* refused: the reply is set */
     } else if (r->route->json_body) {
         check_body_headers(r);
     }
@@ -365,19 +367,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int resolve(const char *listen, struct sockaddr_storage *ss, bool *v6)
 {
-    char host[128];
+    struct addrinfo *res;
     uint16_t port;
-    if (op_config_listen_split(listen, host, sizeof host, &port))
-        return OP_EINVAL;
-    char *h = host;
-    size_t hl = strlen(h);
-    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') {
-        h[hl - 1] = '\0';
-        h++;
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE }, *res = NULL;
-    if (getaddrinfo(h, NULL, &hints, &res) || !res)
+    if (op_config_listen_resolve(listen, &res, &port))
         return OP_EINVAL;
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *v6 = res->ai_family == AF_INET6;
@@ -408,7 +400,16 @@ static void register_metrics(struct op_http *h)
         latency_bounds, (int)(sizeof latency_bounds / sizeof latency_bounds[0]));
 }
 
-int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store)
+static void free_server(struct op_http *h)
+{
+    http__auth_stop(h);
+    http__deadlines_stop(h);
+    op_free(h->stats);
+    op_free(h);
+}
+
+int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store,
+                  const struct op_http_sec *sec)
 {
     struct sockaddr_storage ss;
     bool v6 = false;
@@ -422,42 +423,54 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
         return OP_ENOMEM;
     h->cfg = cfg;
     h->store = store;
+    h->auth = sec ? sec->auth : NULL;
+    h->tls = sec ? sec->tls : NULL;
     h->stats = op_calloc((size_t)http__nroutes + 1, sizeof *h->stats);
     if (!h->stats) {
         op_free(h);
         return OP_ENOMEM;
     }
     register_metrics(h);
-    if (http__deadlines_start(h)) {
-        op_free(h->stats);
-        op_free(h);
+    if (http__deadlines_start(h) || http__auth_start(h)) {
+        free_server(h);
         return OP_ENOMEM;
     }
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (v6)
         flags |= MHD_USE_IPv6;
+    const struct op_tls_server *tls = h->tls;
+    if (tls)
+        flags |= MHD_USE_TLS;
     unsigned timeout_s = (unsigned)((cfg->http_timeout_ms + 999) / 1000);
     /* The logger comes first so that the library logs through it from the
      * first option on. */
-    struct MHD_OptionItem opts[] = {
+    struct MHD_OptionItem opts[16] = {
         { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
         { MHD_OPTION_SOCK_ADDR, 0, &ss },
         { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->http_max_conns, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
         { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__deadline_notify, h },
-        { cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-          (intptr_t)cfg->http_threads, NULL },
-        { MHD_OPTION_END, 0, NULL },
     };
+    int n = 6; /* the rest are optional; the zeroed tail is MHD_OPTION_END */
+    if (cfg->http_threads > 1)
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+                                             (intptr_t)cfg->http_threads, NULL };
+    if (tls) {
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, tls->cert_pem };
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key_pem };
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                             (void *)tls->priorities };
+    }
+    if (tls && tls->client_ca_pem)
+        opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, tls->client_ca_pem };
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_END);
     if (!h->daemon) {
-        OP_ERROR("http", "cannot listen on %s (address in use, or not permitted)", cfg->listen);
-        http__deadlines_stop(h);
-        op_free(h->stats);
-        op_free(h);
+        OP_ERROR("http", "cannot listen on %s (address in use, not permitted, or TLS set-up "
+                 "failed)", cfg->listen);
+        free_server(h);
         return OP_EIO;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -494,7 +507,10 @@ void op_http_stop(struct op_http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
-    http__deadlines_stop(h);
-    op_free(h->stats);
-    op_free(h);
+    free_server(h);
+}
+
+bool op_http_tls(const struct op_http *h)
+{
+    return h->tls != NULL;
 }

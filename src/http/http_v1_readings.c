@@ -5,6 +5,7 @@
  * queries and their JSON run on a store reader thread.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,42 +70,137 @@ void http__h_readings_post(struct http_req *r)
 
 /* ---- query parameters --------------------------------------------- */
 
-/* Reads an optional integer parameter; replies 400 and returns false when
- * it is present but not an integer. */
-static bool param_i64(struct http_req *r, const char *name, int64_t def, int64_t *out)
+/* The parsers below see the parameters only through get, so they are pure
+ * functions of the query string (tests/fuzz/fuzz_query.c drives them
+ * directly). Each failure fills d as the error body wants it and returns
+ * 400. */
+
+static int param_error(struct op_diag *d, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int param_error(struct op_diag *d, const char *code, const char *field, const char *fmt, ...)
 {
-    const char *v = http__query(r, name);
+    snprintf(d->code, sizeof d->code, "%s", code);
+    snprintf(d->field, sizeof d->field, "%s", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+    return 400;
+}
+
+/* Reads an optional integer parameter; 400 when it is present but not an
+ * integer. */
+static int param_i64(http_param_fn *get, void *ctx, const char *name, int64_t def, int64_t *out,
+                     struct op_diag *d)
+{
+    const char *v = get(ctx, name);
     *out = def;
-    if (!v)
-        return true;
-    if (op_parse_i64(v, strlen(v), out)) {
-        http__reply_errorf(r, 400, "invalid_parameter", name, "%s must be an integer", name);
-        return false;
-    }
-    return true;
+    if (!v || !op_parse_i64(v, strlen(v), out))
+        return 0;
+    return param_error(d, "invalid_parameter", name, "%s must be an integer", name);
 }
 
 /* The sensor parameter and the from/to range shared by the read routes. */
-static bool params_sensor_range(struct http_req *r, const char **sensor, int64_t *from,
-                                int64_t *to)
+static int params_sensor_range(http_param_fn *get, void *ctx, const char **sensor, int64_t *from,
+                               int64_t *to, struct op_diag *d)
 {
-    *sensor = http__query(r, "sensor");
-    if (!*sensor) {
-        http__reply_errorf(r, 400, "missing_parameter", "sensor", "sensor is required");
-        return false;
-    }
-    if (!http__valid_name(*sensor, strlen(*sensor), true)) {
-        http__reply_errorf(r, 400, "invalid_parameter", "sensor",
+    *sensor = get(ctx, "sensor");
+    if (!*sensor)
+        return param_error(d, "missing_parameter", "sensor", "sensor is required");
+    if (!http__valid_name(*sensor, strlen(*sensor), true))
+        return param_error(d, "invalid_parameter", "sensor",
                            "sensor must be 1-128 bytes of [A-Za-z0-9_.:/-]");
-        return false;
+    int rc = param_i64(get, ctx, "from", INT64_MIN, from, d);
+    if (!rc)
+        rc = param_i64(get, ctx, "to", INT64_MAX, to, d);
+    if (rc)
+        return rc;
+    if (*from > *to)
+        return param_error(d, "invalid_parameter", "from", "from must not be after to");
+    return 0;
+}
+
+static bool parse_cursor(const char *c, int64_t *ts, int64_t *seq)
+{
+    const char *us = strchr(c, '_');
+    return us && !op_parse_i64(c, (size_t)(us - c), ts) &&
+           !op_parse_i64(us + 1, strlen(us + 1), seq);
+}
+
+int http__parse_range_params(http_param_fn *get, void *ctx, struct op_range_query *q,
+                             struct op_diag *d)
+{
+    memset(q, 0, sizeof *q);
+    int rc = params_sensor_range(get, ctx, &q->sensor, &q->from, &q->to, d);
+    if (!rc)
+        rc = param_i64(get, ctx, "limit", QUERY_LIMIT_DEFAULT, &q->limit, d);
+    if (rc)
+        return rc;
+    if (q->limit < 1 || q->limit > QUERY_LIMIT_MAX)
+        return param_error(d, "invalid_parameter", "limit", "limit must be in [1, %d]",
+                           QUERY_LIMIT_MAX);
+    const char *order = get(ctx, "order");
+    if (order && strcmp(order, "asc") && strcmp(order, "desc"))
+        return param_error(d, "invalid_parameter", "order", "order must be asc or desc");
+    q->desc = order && !strcmp(order, "desc");
+    const char *cursor = get(ctx, "cursor");
+    if (cursor) {
+        if (!parse_cursor(cursor, &q->after_ts, &q->after_seq))
+            return param_error(d, "invalid_parameter", "cursor",
+                               "cursor must be a value returned in next");
+        q->has_after = true;
     }
-    if (!param_i64(r, "from", INT64_MIN, from) || !param_i64(r, "to", INT64_MAX, to))
-        return false;
-    if (*from > *to) {
-        http__reply_errorf(r, 400, "invalid_parameter", "from", "from must not be after to");
-        return false;
+    return 0;
+}
+
+/* Aggregate functions: the index is the bit in r->q.fns and the order of
+ * the keys in each bucket. */
+enum agg_fn { AF_AVG, AF_MIN, AF_MAX, AF_COUNT, AF_SUM, AF_FIRST, AF_LAST, NFNS };
+static const char *const fn_names[NFNS] = { "avg", "min", "max", "count", "sum", "first", "last" };
+#define AF_BIT(f) (1u << (f))
+
+static bool parse_fns(const char *s, unsigned *out)
+{
+    *out = 0;
+    while (*s) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        int found = -1;
+        for (int i = 0; i < NFNS; i++)
+            if (strlen(fn_names[i]) == len && !strncmp(s, fn_names[i], len))
+                found = i;
+        if (found < 0)
+            return false;
+        *out |= AF_BIT(found);
+        s += len + (comma ? 1 : 0);
     }
-    return true;
+    return *out != 0;
+}
+
+int http__parse_agg_params(http_param_fn *get, void *ctx, struct op_agg_query *q, unsigned *fns,
+                           struct op_diag *d)
+{
+    memset(q, 0, sizeof *q);
+    int rc = params_sensor_range(get, ctx, &q->sensor, &q->from, &q->to, d);
+    if (rc)
+        return rc;
+    const char *step = get(ctx, "step");
+    q->step_ms = 60000;
+    if (step && (op_parse_duration_ms(step, strlen(step), &q->step_ms) || q->step_ms < 1))
+        return param_error(d, "invalid_parameter", "step",
+                           "step must be a positive duration such as 500ms, 60s, 5m, 1h, 1d");
+    const char *fn = get(ctx, "fn");
+    *fns = AF_BIT(AF_AVG) | AF_BIT(AF_MIN) | AF_BIT(AF_MAX) | AF_BIT(AF_COUNT);
+    if (fn && !parse_fns(fn, fns))
+        return param_error(d, "invalid_parameter", "fn",
+                           "fn must be a comma list of avg, min, max, count, sum, first, last");
+    return 0;
+}
+
+/* The getter the handlers pass: libmicrohttpd's decoded arguments. */
+static const char *conn_param(void *ctx, const char *key)
+{
+    return http__query(ctx, key);
 }
 
 /* ---- GET /v1/readings ----------------------------------------------- */
@@ -170,69 +266,21 @@ static void range_job(struct op_store_reader *rd, struct op_store_read_job *job)
     http__resume(r);
 }
 
-static bool parse_cursor(const char *c, int64_t *ts, int64_t *seq)
-{
-    const char *us = strchr(c, '_');
-    return us && !op_parse_i64(c, (size_t)(us - c), ts) &&
-           !op_parse_i64(us + 1, strlen(us + 1), seq);
-}
-
 void http__h_readings_get(struct http_req *r)
 {
-    struct op_range_query *q = &r->q.range;
-    int64_t limit;
-    if (!params_sensor_range(r, &q->sensor, &q->from, &q->to) ||
-        !param_i64(r, "limit", QUERY_LIMIT_DEFAULT, &limit))
-        return;
-    if (limit < 1 || limit > QUERY_LIMIT_MAX) {
-        http__reply_errorf(r, 400, "invalid_parameter", "limit", "limit must be in [1, %d]",
-                           QUERY_LIMIT_MAX);
+    struct op_diag d;
+    op_diag_clear(&d);
+    if (http__parse_range_params(conn_param, r, &r->q.range, &d)) {
+        http__reply_error(r, 400, &d);
         return;
     }
-    q->limit = limit + 1;
-    const char *order = http__query(r, "order");
-    if (order && strcmp(order, "asc") && strcmp(order, "desc")) {
-        http__reply_errorf(r, 400, "invalid_parameter", "order", "order must be asc or desc");
-        return;
-    }
-    q->desc = order && !strcmp(order, "desc");
-    const char *cursor = http__query(r, "cursor");
-    if (cursor) {
-        if (!parse_cursor(cursor, &q->after_ts, &q->after_seq)) {
-            http__reply_errorf(r, 400, "invalid_parameter", "cursor",
-                               "cursor must be a value returned in next");
-            return;
-        }
-        q->has_after = true;
-    }
+    /* One row more than the limit is asked for: its presence means there
+     * is a next page (emit_row). */
+    r->q.range.limit++;
     http__submit_read(r, range_job);
 }
 
 /* ---- GET /v1/readings/aggregate ------------------------------------- */
-
-/* Aggregate functions: the index is the bit in r->q.fns and the order of
- * the keys in each bucket. */
-enum agg_fn { AF_AVG, AF_MIN, AF_MAX, AF_COUNT, AF_SUM, AF_FIRST, AF_LAST, NFNS };
-static const char *const fn_names[NFNS] = { "avg", "min", "max", "count", "sum", "first", "last" };
-#define AF_BIT(f) (1u << (f))
-
-static bool parse_fns(const char *s, unsigned *out)
-{
-    *out = 0;
-    while (*s) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        int found = -1;
-        for (int i = 0; i < NFNS; i++)
-            if (strlen(fn_names[i]) == len && !strncmp(s, fn_names[i], len))
-                found = i;
-        if (found < 0)
-            return false;
-        *out |= AF_BIT(found);
-        s += len + (comma ? 1 : 0);
-    }
-    return *out != 0;
-}
 
 static int emit_bucket(void *ctx, const struct op_agg_bucket *bk)
 {
@@ -288,21 +336,10 @@ static void aggregate_job(struct op_store_reader *rd, struct op_store_read_job *
 
 void http__h_readings_aggregate(struct http_req *r)
 {
-    struct op_agg_query *q = &r->q.agg;
-    if (!params_sensor_range(r, &q->sensor, &q->from, &q->to))
-        return;
-    const char *step = http__query(r, "step");
-    q->step_ms = 60000;
-    if (step && (op_parse_duration_ms(step, strlen(step), &q->step_ms) || q->step_ms < 1)) {
-        http__reply_errorf(r, 400, "invalid_parameter", "step",
-                           "step must be a positive duration such as 500ms, 60s, 5m, 1h, 1d");
-        return;
-    }
-    const char *fns = http__query(r, "fn");
-    r->q.fns = AF_BIT(AF_AVG) | AF_BIT(AF_MIN) | AF_BIT(AF_MAX) | AF_BIT(AF_COUNT);
-    if (fns && !parse_fns(fns, &r->q.fns)) {
-        http__reply_errorf(r, 400, "invalid_parameter", "fn",
-                           "fn must be a comma list of avg, min, max, count, sum, first, last");
+    struct op_diag d;
+    op_diag_clear(&d);
+    if (http__parse_agg_params(conn_param, r, &r->q.agg, &r->q.fns, &d)) {
+        http__reply_error(r, 400, &d);
         return;
     }
     http__submit_read(r, aggregate_job);

@@ -63,10 +63,11 @@ class Factory:
         self.daemons = []
 
     def __call__(self, config=None, sets=(), args=(), start=True, name=None, data_dir=None,
-                 config_text=None, env=None):
+                 config_text=None, env=None, ca=None, client_cert=None, token=None):
         name = name or f"d{len(self.daemons)}"
         d = Outpost(self.tmp_path / name, config=config, sets=sets, args=args,
-                    data_dir=data_dir, bin=self.bin, config_text=config_text, env=env)
+                    data_dir=data_dir, bin=self.bin, config_text=config_text, env=env,
+                    ca=ca, client_cert=client_cert, token=token)
         self.daemons.append(d)
         if start:
             d.start()

@@ -107,6 +107,10 @@ static void test_print_round_trips(void **state)
     op_config_defaults(&c);
     op_config_set(&c, "store.retention_bytes", "10MiB", &d);
     op_config_set(&c, "http.timeout", "2s", &d);
+    op_config_set(&c, "insecure_bind", "true", &d);
+    op_config_set(&c, "tls.min_version", "1.2", &d);
+    op_config_set(&c, "auth.token", "gw1 ingest sha256:00", &d);
+    op_config_set(&c, "auth.token", "ops admin sha256:11", &d);
     snprintf(path, sizeof path, "/tmp/op-cfg-XXXXXX");
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
@@ -114,8 +118,35 @@ static void test_print_round_trips(void **state)
     fclose(f);
     op_config_defaults(&back);
     assert_int_equal(op_config_load_file(&back, path, &d), OP_OK);
+    assert_int_equal(back.auth_tokens.n, 2);
+    assert_string_equal(back.auth_tokens.items[1].v, "ops admin sha256:11");
+    assert_true(back.auth_tokens.items[1].line > 0);
+    assert_true(back.insecure_bind);
+    /* Lines and the source name differ by design; the values must not. */
+    for (int i = 0; i < back.auth_tokens.n; i++)
+        back.auth_tokens.items[i].line = 0;
+    memset(back.source, 0, sizeof back.source);
     assert_memory_equal(&c, &back, sizeof c);
     unlink(path);
+}
+
+static void test_load_string_and_bools(void **state)
+{
+    (void)state;
+    struct op_config c;
+    struct op_diag d;
+    op_diag_clear(&d);
+    op_config_defaults(&c);
+    static const char ok[] = "insecure_bind = true\n[auth]\ntoken = a read sha256:aa\n";
+    assert_int_equal(op_config_load_string(&c, ok, sizeof ok - 1, "mem", &d), OP_OK);
+    assert_true(c.insecure_bind);
+    assert_int_equal(c.auth_tokens.items[0].line, 3);
+    static const char bad[] = "log_level = info\n\ninsecure_bind = yes\n[http]\n";
+    op_diag_clear(&d);
+    assert_int_equal(op_config_load_string(&c, bad, sizeof bad - 1, "mem", &d), OP_EINVAL);
+    assert_int_equal(d.line, 3);
+    assert_string_equal(d.field, "insecure_bind");
+    assert_int_equal(op_config_load_string(&c, "", 0, "mem", &d), OP_OK);
 }
 
 static void test_listen_split(void **state)
@@ -144,6 +175,7 @@ static void test_shipped_file_is_the_defaults(void **state)
     op_config_defaults(&c);
     if (op_config_load_file(&c, OUTPOST_ETC_CONF, &d))
         fail_msg("%s:%ld: %s", d.file, d.line, d.msg);
+    memset(c.source, 0, sizeof c.source);
     assert_memory_equal(&c, &def, sizeof c);
 }
 
@@ -156,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_set_and_reload),
         cmocka_unit_test(test_print_round_trips),
         cmocka_unit_test(test_listen_split),
+        cmocka_unit_test(test_load_string_and_bools),
         cmocka_unit_test(test_shipped_file_is_the_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

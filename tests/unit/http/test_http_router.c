@@ -40,8 +40,24 @@ static void test_routes(void **state)
     assert_string_equal(allow, "");
 }
 
+/* Every route decides who may call it: OP_ROLE_UNSET is a build-time
+ * mistake this test catches, before the RBAC matrix test runs. */
+static void test_every_route_has_a_role(void **state)
+{
+    (void)state;
+    for (int i = 0; i < http__nroutes; i++) {
+        if (http__routes[i].role <= OP_ROLE_UNSET || http__routes[i].role > OP_ROLE_NODE)
+            fail_msg("route %s has no role", http__routes[i].pattern);
+        /* Probes stay open so that orchestrators need no token; nothing
+         * that writes is public. */
+        if (http__routes[i].role == OP_ROLE_PUBLIC)
+            assert_int_equal(http__routes[i].method, HM_GET);
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_routes) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_routes),
+                                        cmocka_unit_test(test_every_route_has_a_role) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

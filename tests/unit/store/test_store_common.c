@@ -1,6 +1,5 @@
 /* Helpers for the store's unit tests; see test_store_common.h. */
 #include <errno.h>
-#include <ftw.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,31 +14,16 @@
 
 #include "outpost/core.h"
 #include "test_store_common.h"
+#include "test_tmp.h"
 
 char *ts_tmpdir(void)
 {
-    const char *base = getenv("TMPDIR");
-    char tmpl[512];
-    snprintf(tmpl, sizeof(tmpl), "%s/outpost-store-XXXXXX", base && base[0] ? base : "/tmp");
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return op_strndup(d, strlen(d));
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return tu_tmpdir("store");
 }
 
 void ts_rmrf(char *dir)
 {
-    if (!dir)
-        return;
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    op_free(dir);
+    tu_rmrf(dir);
 }
 
 struct op_store_opts ts_opts(const char *dir)

@@ -1,0 +1,48 @@
+/*
+ * libFuzzer target for the compatibility route's POST /data body
+ * ({"id": ..., "value": ...}): http__parse_compat_data over the bytes as
+ * the server hands them over (NUL-terminated after len). What parses must
+ * give a valid sensor name and a finite value. Each input runs a second
+ * time with an allocation failing.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "http_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Parses body and checks the result; 503 is the answer to a failed
+ * allocation. */
+static void one(const char *body, size_t size)
+{
+    char *id;
+    double value = 0;
+    struct op_diag d;
+    op_diag_clear(&d);
+    int st = http__parse_compat_data(body, size, &id, &value, &d);
+    if (st == 0) {
+        if (!http__valid_name(id, strlen(id), true) || !isfinite(value))
+            __builtin_trap();
+        op_free(id);
+    } else if ((st != 400 && st != 422 && st != 503) || !d.code[0] || id) {
+        __builtin_trap();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *body = op_malloc(size + 1);
+    if (!body)
+        return 0;
+    memcpy(body, data, size);
+    body[size] = '\0';
+    one(body, size);
+    /* Again with the first allocation failing: no leak, no crash. */
+    op_alloc_fail_after(1);
+    one(body, size);
+    op_alloc_fail_after(0);
+    op_free(body);
+    return 0;
+}
