@@ -147,6 +147,20 @@ static void test_load_string_and_bools(void **state)
     assert_int_equal(d.line, 3);
     assert_string_equal(d.field, "insecure_bind");
     assert_int_equal(op_config_load_string(&c, "", 0, "mem", &d), OP_OK);
+
+    /* libinih reads 199 bytes of a line: a longer one must be an error,
+     * never a value cut short with its tail read as another key (found
+     * by the config fuzzer). */
+    char longline[400];
+    int n = snprintf(longline, sizeof longline, "data_dir = %0250d listen=9.9.9.9:1\n", 0);
+    op_diag_clear(&d);
+    op_config_defaults(&c);
+    assert_int_equal(op_config_load_string(&c, longline, (size_t)n, "mem", &d), OP_EINVAL);
+    assert_int_equal(d.line, 1);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    static const char nul[] = "log_level = info\0listen = 9.9.9.9:1\n";
+    op_diag_clear(&d);
+    assert_int_equal(op_config_load_string(&c, nul, sizeof nul - 1, "mem", &d), OP_EINVAL);
 }
 
 static void test_listen_split(void **state)
