@@ -161,12 +161,16 @@ void op_metrics_reset(void);
 /* Resident set size of this process in bytes, from /proc; 0 if unknown. */
 int64_t op_proc_rss_bytes(void);
 
-/* Runs the process as user from now on: hands dir and the files directly
- * in it to the user (the data directory, opened while root), then sets
- * the groups, gid and uid for every thread and checks root cannot be
- * regained. OP_ENOTFOUND for an unknown user, OP_EIO with the reason in d
- * on any failure (the caller must then exit: half-dropped is unsafe). */
-int op_proc_drop_privileges(const char *user, const char *dir, struct op_diag *d);
+/* Runs the process as user from now on: hands dir and the named files in
+ * it (NULL-terminated; missing ones are skipped) to the user, then sets the
+ * groups, gid and uid for every thread and checks root cannot be regained.
+ * Only regular files with one link are handed over, through descriptors
+ * opened without following symlinks, so a planted link cannot make root
+ * give away another file. OP_ENOTFOUND for an unknown user, OP_EIO with
+ * the reason in d on any failure (the caller must then exit: half-dropped
+ * is unsafe). */
+int op_proc_drop_privileges(const char *user, const char *dir, const char *const *names,
+                            struct op_diag *d);
 
 /* ---- signals --------------------------------------------------------- */
 

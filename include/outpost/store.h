@@ -34,6 +34,10 @@ struct op_store_opts {
  * the path and the reason) or OP_ENOMEM. */
 int op_store_open(struct op_store **out, const struct op_store_opts *opts);
 
+/* The names of the files the store keeps in its directory (database, WAL,
+ * shared memory, lock), NULL-terminated: what a privilege drop hands over. */
+extern const char *const op_store_file_names[];
+
 /* Stops taking work, commits everything already submitted (each done is
  * called), finishes queued reads, joins the threads and closes. NULL-safe. */
 void op_store_close(struct op_store *s);

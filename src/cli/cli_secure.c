@@ -13,6 +13,7 @@
 
 #include "cli_int.h"
 #include "outpost/err.h"
+#include "outpost/store.h"
 
 static bool addr_is_loopback(const struct sockaddr *sa)
 {
@@ -106,7 +107,7 @@ int op_cli_security_drop(const struct op_config *cfg)
     }
     struct op_diag d;
     op_diag_clear(&d);
-    int rc = op_proc_drop_privileges(cfg->user, cfg->data_dir, &d);
+    int rc = op_proc_drop_privileges(cfg->user, cfg->data_dir, op_store_file_names, &d);
     if (rc) {
         op_cli_report(&d);
         return rc == OP_ENOTFOUND ? 2 : 1; /* an unknown user is a config error */

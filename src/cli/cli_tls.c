@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@ static void tls_usage(FILE *out)
 {
     fprintf(out, "usage: outpost tls probe HOST:PORT [--ca FILE] [--cert FILE --key FILE]\n"
                  "                [--servername NAME] [--path /healthz] [--token TOKEN]\n\n"
+                 "The token may also come from $OUTPOST_TOKEN (kept out of `ps`).\n"
                  "Connects with TLS, verifies the server's certificate against --ca (default:\n"
                  "the system's trust store) and its name against --servername (default: HOST),\n"
                  "GETs --path and prints the status line. Exit 0 on an HTTP answer, 1 on a\n"
@@ -90,7 +92,8 @@ int op_cli_tls(int argc, char **argv)
     /* A server that hangs up must be an error message, not SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     struct op_tls_client_opts o = { 0 };
-    const char *servername = NULL, *path = "/healthz", *token = NULL;
+    /* The token may come from the environment, out of `ps` and history. */
+    const char *servername = NULL, *path = "/healthz", *token = getenv("OUTPOST_TOKEN");
     int c;
     optind = 2;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

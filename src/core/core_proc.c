@@ -1,6 +1,5 @@
 /* Facts about this process read from /proc, for metrics and benchmarks,
  * and the one-way switch from root to the configured user. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -26,9 +25,34 @@ int64_t op_proc_rss_bytes(void)
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
-/* chowns dir and the entries directly inside it (the store keeps no
- * subdirectories); symlinks are not followed. */
-static int chown_dir(const char *dir, uid_t uid, gid_t gid, struct op_diag *d)
+/* Hands one file in dfd to uid/gid through a descriptor: no symlink is
+ * followed, and a hard link (nlink > 1) to a file elsewhere is refused. */
+static int chown_file(int dfd, const char *dir, const char *name, uid_t uid, gid_t gid,
+                      struct op_diag *d)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0 && errno == ENOENT)
+        return OP_OK;
+    struct stat st;
+    int rc = OP_OK;
+    if (fd < 0 || fstat(fd, &st)) {
+        op_diag_set(d, "privileges", "cannot open %s/%s: %m", dir, name);
+        rc = OP_EIO;
+    } else if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        op_diag_set(d, "privileges", "%s/%s is not a plain file with one link: not handing it "
+                    "to the user", dir, name);
+        rc = OP_EIO;
+    } else if (fchown(fd, uid, gid)) {
+        op_diag_set(d, "privileges", "cannot hand %s/%s to the user: %m", dir, name);
+        rc = OP_EIO;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int chown_dir(const char *dir, const char *const *names, uid_t uid, gid_t gid,
+                     struct op_diag *d)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0 || fchown(dfd, uid, gid)) {
@@ -37,26 +61,15 @@ static int chown_dir(const char *dir, uid_t uid, gid_t gid, struct op_diag *d)
             close(dfd);
         return OP_EIO;
     }
-    DIR *dp = fdopendir(dfd);
-    if (!dp) {
-        close(dfd);
-        return OP_EIO;
-    }
     int rc = OP_OK;
-    struct dirent *e;
-    while (!rc && (e = readdir(dp))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW)) {
-            op_diag_set(d, "privileges", "cannot hand %s/%s to the user: %m", dir, e->d_name);
-            rc = OP_EIO;
-        }
-    }
-    closedir(dp);
+    for (int i = 0; names && names[i] && !rc; i++)
+        rc = chown_file(dfd, dir, names[i], uid, gid, d);
+    close(dfd);
     return rc;
 }
 
-int op_proc_drop_privileges(const char *user, const char *dir, struct op_diag *d)
+int op_proc_drop_privileges(const char *user, const char *dir, const char *const *names,
+                            struct op_diag *d)
 {
     struct passwd pw, *res = NULL;
     char buf[4096];
@@ -64,7 +77,7 @@ int op_proc_drop_privileges(const char *user, const char *dir, struct op_diag *d
         op_diag_set(d, "privileges", "user '%s' does not exist", user);
         return OP_ENOTFOUND;
     }
-    int rc = chown_dir(dir, pw.pw_uid, pw.pw_gid, d);
+    int rc = chown_dir(dir, names, pw.pw_uid, pw.pw_gid, d);
     if (rc)
         return rc;
     /* Groups first, uid last: once the uid changes nothing else may. glibc

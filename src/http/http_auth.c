@@ -47,7 +47,16 @@ void http__auth_on_connection(struct op_http *h, struct MHD_Connection *conn)
         op_sec_tls_session_require_client_cert(ci->tls_session);
 }
 
-/* The client's address bytes (4 or 16), for the limiter. */
+/* The limiter's clock: monotonic, so that a wall clock stepped by NTP on
+ * a box that booted with a wrong RTC neither extends nor ends a lockout. */
+static int64_t now_ms(void)
+{
+    return op_time_mono_ns() / 1000000;
+}
+
+/* The client's address bytes, for the limiter: an IPv4 address, or the
+ * /64 of an IPv6 one (a single host usually holds a whole /64, so keying
+ * by /128 would give it endless fresh budgets). */
 static size_t client_addr(struct MHD_Connection *conn, const void **p)
 {
     const union MHD_ConnectionInfo *ci =
@@ -61,7 +70,7 @@ static size_t client_addr(struct MHD_Connection *conn, const void **p)
     }
     if (sa->sa_family == AF_INET6) {
         *p = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return 16;
+        return 8;
     }
     return 0;
 }
@@ -79,7 +88,7 @@ static bool refuse(struct http_req *r, enum http_auth_fail why, const char *fmt_
                                              : "Bearer realm=\"outpost\"");
     const void *addr = NULL;
     size_t alen = client_addr(r->conn, &addr);
-    op_sec_limiter_fail(r->srv->limiter, addr, alen, op_time_now_ms());
+    op_sec_limiter_fail(r->srv->limiter, addr, alen, now_ms());
     return false;
 }
 
@@ -109,14 +118,22 @@ static bool check_role(struct http_req *r, enum op_role have)
     return refuse(r, HA_FORBIDDEN, msg);
 }
 
+/* Whether any credential is configured. A client CA counts: a verified
+ * certificate is an identity, and one without a cert_role line gets no
+ * role (rather than every role). */
+static bool credentials_required(const struct op_http *h)
+{
+    return op_sec_auth_enabled(h->auth) || (h->tls && h->tls->client_ca_pem);
+}
+
 bool http__authorize(struct http_req *r)
 {
     struct op_http *h = r->srv;
-    if (r->route->role == OP_ROLE_PUBLIC || !op_sec_auth_enabled(h->auth))
+    if (r->route->role == OP_ROLE_PUBLIC || !credentials_required(h))
         return true;
     const void *addr = NULL;
     size_t alen = client_addr(r->conn, &addr);
-    int64_t wait_ms = op_sec_limiter_check(h->limiter, addr, alen, op_time_now_ms());
+    int64_t wait_ms = op_sec_limiter_check(h->limiter, addr, alen, now_ms());
     if (wait_ms > 0) {
         char secs[24];
         snprintf(secs, sizeof secs, "%lld", (long long)((wait_ms + 999) / 1000));

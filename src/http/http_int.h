@@ -80,7 +80,7 @@ struct http_req {
     } q;
     int64_t t_start_ns;
     const char *principal; /* the token name or certificate CN, when authenticated */
-    char cn[128];          /* the verified client certificate's CN, if looked up */
+    char cn[OP_CONFIG_ITEM_MAX]; /* the verified client certificate's CN, if looked up */
 };
 
 struct op_http {

@@ -18,6 +18,13 @@
 #define PEM_MAX ((size_t)1 << 20)
 
 static const char prio_13[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+
+/* A client certificate must be one issued for client authentication (or
+ * for any purpose): another node's server certificate from the same CA is
+ * not a client credential. */
+static gnutls_typed_vdata_st client_purpose[] = {
+    { GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT, 0 },
+};
 static const char prio_12[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
 
 static int tls_error(struct op_diag *d, const char *file, const char *what, int grc)
@@ -109,7 +116,7 @@ void op_sec_tls_session_require_client_cert(void *session)
      * name: clients have none to check) makes the handshake itself fail
      * for a missing, expired, self-signed or foreign certificate. */
     gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
-    gnutls_session_set_verify_cert(s, NULL, 0);
+    gnutls_session_set_verify_cert2(s, client_purpose, 1, 0);
 }
 
 int op_sec_tls_peer_cn(void *session, char *cn, size_t cnlen)
@@ -118,7 +125,7 @@ int op_sec_tls_peer_cn(void *session, char *cn, size_t cnlen)
     unsigned status = 1;
     /* Checked again here so that a certificate reaches the router only
      * when verified, whatever the handshake was configured to do. */
-    if (gnutls_certificate_verify_peers2(s, &status) < 0 || status != 0)
+    if (gnutls_certificate_verify_peers(s, client_purpose, 1, &status) < 0 || status != 0)
         return OP_ENOTFOUND;
     unsigned n = 0;
     const gnutls_datum_t *der = gnutls_certificate_get_peers(s, &n);
@@ -146,6 +153,10 @@ struct op_tls_client {
 
 struct op_tls_conn {
     gnutls_session_t s;
+    /* What the server's certificate is checked against; kept for the
+     * session's life because GnuTLS may refer to it during the handshake. */
+    char name[256];
+    gnutls_typed_vdata_st verify[2];
 };
 
 int op_sec_tls_client_create(struct op_tls_client **out, const struct op_tls_client_opts *o,
@@ -213,6 +224,11 @@ static void handshake_error(struct op_diag *d, gnutls_session_t s, int g, const 
 int op_sec_tls_connect(struct op_tls_conn **out, struct op_tls_client *c, int fd,
                        const char *server_name, int timeout_ms, struct op_diag *d)
 {
+    if (c->verify && (!server_name || !server_name[0] ||
+                      strlen(server_name) >= sizeof(((struct op_tls_conn *)0)->name))) {
+        op_diag_set(d, "tls", "a server name is needed to verify the server's certificate");
+        return OP_EINVAL;
+    }
     struct op_tls_conn *t = op_calloc(1, sizeof *t);
     if (!t)
         return OP_ENOMEM;
@@ -232,8 +248,14 @@ int op_sec_tls_connect(struct op_tls_conn **out, struct op_tls_client *c, int fd
         op_sec_tls_conn_close(t);
         return OP_EIO;
     }
-    if (c->verify)
-        gnutls_session_set_verify_cert(t->s, server_name, 0);
+    if (c->verify) {
+        snprintf(t->name, sizeof t->name, "%s", server_name);
+        t->verify[0] = (gnutls_typed_vdata_st){ GNUTLS_DT_DNS_HOSTNAME,
+                                                (unsigned char *)t->name, 0 };
+        t->verify[1] = (gnutls_typed_vdata_st){ GNUTLS_DT_KEY_PURPOSE_OID,
+                                                (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0 };
+        gnutls_session_set_verify_cert2(t->s, t->verify, 2, 0);
+    }
     gnutls_transport_set_int(t->s, fd);
     gnutls_handshake_set_timeout(t->s, timeout_ms > 0 ? (unsigned)timeout_ms : 0);
     do {

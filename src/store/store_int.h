@@ -22,6 +22,7 @@
 #define STORE_STR_(x) #x
 #define STORE_STR(x) STORE_STR_(x)
 #define STORE_DB_FILE "outpost.db"
+#define STORE_LOCK_FILE "outpost.lock"
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */

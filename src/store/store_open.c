@@ -28,6 +28,10 @@
  * built on seq (sync, paging) need it never to go backwards. meta.next_seq
  * keeps the high-water mark across restarts and deletions.
  */
+const char *const op_store_file_names[] = {
+    STORE_DB_FILE, STORE_DB_FILE "-wal", STORE_DB_FILE "-shm", STORE_LOCK_FILE, NULL,
+};
+
 static const char *const migrations[] = {
     /* 1: the row-per-reading layout, devices, meta. */
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -213,11 +217,13 @@ static int make_dirs(const char *dir)
  */
 static int lock_dir(struct op_store *s)
 {
-    char *path = path_join(s->dir, "outpost.lock");
+    char *path = path_join(s->dir, STORE_LOCK_FILE);
     if (!path)
         return OP_ENOMEM;
     int rc = OP_OK;
-    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    /* No symlinks: root opens this before dropping privileges, in a
+     * directory the service user may own. */
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (s->lock_fd < 0) {
         OP_ERROR(STORE_SUB, "cannot open %s: %s", path, strerror(errno));
         rc = OP_EIO;

@@ -160,6 +160,32 @@ def test_drops_to_user_nobody(outpost_factory, open_dir):
         assert f.stat().st_uid == nobody.pw_uid, f"{f} owned by uid {f.stat().st_uid}"
 
 
+def test_drop_never_hands_over_a_planted_link(outpost_factory, open_dir):
+    """Root hands over only the store's own files, through descriptors: a
+    hard link planted in the data dir (as the service user could) stays
+    root's, and a store file name that is a hard link stops the start."""
+    nobody = pwd.getpwnam("nobody")
+    data = open_dir / "data"
+    data.mkdir()
+    victim = open_dir / "victim"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    os.link(victim, data / "innocent")
+    d = outpost_factory(config={"user": "nobody"}, data_dir=data)
+    assert ids(d.pid)["Uid"] == [nobody.pw_uid] * 4
+    assert victim.stat().st_uid == 0, "root gave a planted hard link away"
+    assert d.stop() == 0
+    # A store file replaced by a hard link to a root file: refused, exit 1.
+    (data / "outpost.lock").unlink()
+    os.link(victim, data / "outpost.lock")
+    d.write_config({"user": "nobody"})
+    r = subprocess.run(d.command(), capture_output=True, text=True, timeout=scaled(20),
+                       cwd=d.workdir)
+    assert r.returncode == 1, r.stderr
+    assert "one link" in r.stderr, r.stderr
+    assert victim.stat().st_uid == 0
+
+
 def test_drop_with_tls_reads_the_key_first(outpost_factory, open_dir, pki):
     """TLS material is read before the drop: a key only root can read
     (0600 in a 0700 dir) still works as nobody."""

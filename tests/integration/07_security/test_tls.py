@@ -225,6 +225,28 @@ def test_mtls_bad_client_cert_is_refused_in_the_handshake(mtls_node, pki, which)
     assert d.get("/v1/sensors").status_code == 200
 
 
+def test_server_cert_is_not_a_client_cert(outpost_factory, pki):
+    """A certificate issued for server authentication only (another node's,
+    from the same CA) is refused as a client certificate in the handshake,
+    even with its CN mapped to a role (the key-purpose check)."""
+    d = outpost_factory(config=tls_config(pki, client_ca=True,
+                                          auth={"cert_role": "localhost admin"}),
+                        ca=pki.ca, client_cert=pki.client_pair)
+    rc, st, body, err = curl("--cacert", pki.ca, "--cert", pki.server, "--key", pki.server_key,
+                             f"https://localhost:{d.port}/v1/devices")
+    assert rc != 0 and st == 0, f"a server certificate got HTTP {st} {body!r}"
+
+
+def test_client_ca_alone_grants_no_role(outpost_factory, pki):
+    """With tls.client_ca and no cert_role or token, a verified client is
+    identified but has no role: 401 on every non-public route."""
+    d = outpost_factory(config=tls_config(pki, client_ca=True), ca=pki.ca,
+                        client_cert=pki.client_pair)
+    assert d.get("/healthz").status_code == 200
+    assert_error(d.get("/v1/sensors"), 401, "unauthorized")
+    assert_error(d.delete("/v1/devices/x"), 401, "unauthorized")
+
+
 def test_verified_cert_subject_reaches_the_router(outpost_factory, pki):
     """cert_role maps the verified CN to a role: edge-01 (read) may read but
     not ingest; a valid cert whose CN is mapped to nothing gets 401."""
