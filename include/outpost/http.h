@@ -22,12 +22,23 @@ struct op_http_sec {
     const struct op_tls_server *tls; /* HTTPS (and mutual TLS with a client CA) */
 };
 
-/* Binds cfg->listen and starts serving on the library's own thread(s).
- * cfg, store and sec's members are borrowed and must outlive the server;
- * sec may be NULL. Returns OP_OK, OP_EINVAL (bad listen address),
- * OP_ENOMEM or OP_EIO (bind or TLS set-up failed; logged). */
+/* Creates the listening socket for cfg->listen (bound, listening,
+ * non-blocking, close-on-exec) into *fd. Separate from op_http_start so
+ * that a port below 1024 is bound before root is dropped, and so that the
+ * bind rule looks at the address actually bound. Returns OP_OK, OP_EINVAL
+ * (bad listen address) or OP_EIO (bind failed; logged). */
+int op_http_listen(const struct op_config *cfg, int *fd);
+/* Whether the socket's bound address is a loopback one (127/8, ::1, or
+ * v4-mapped 127/8). */
+bool op_http_listen_is_loopback(int fd);
+
+/* Starts serving on listen_fd (from op_http_listen; the server owns it
+ * from now on, also on failure) on the library's own thread(s). cfg,
+ * store and sec's members are borrowed and must outlive the server; sec
+ * may be NULL. Returns OP_OK, OP_ENOMEM or OP_EIO (TLS or thread set-up
+ * failed; logged). */
 int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store,
-                  const struct op_http_sec *sec);
+                  const struct op_http_sec *sec, int listen_fd);
 
 /* Whether the server speaks HTTPS. */
 bool op_http_tls(const struct op_http *h);

@@ -34,6 +34,11 @@ struct op_store_opts {
  * the path and the reason) or OP_ENOMEM. */
 int op_store_open(struct op_store **out, const struct op_store_opts *opts);
 
+/* Creates dir and its missing parents (mode 0750), as op_store_open would:
+ * a privilege drop creates the data directory while still root, hands it
+ * over, then opens the store as the user. OP_OK, OP_EIO (logged), OP_ENOMEM. */
+int op_store_dir_create(const char *dir);
+
 /* The names of the files the store keeps in its directory (database, WAL,
  * shared memory, lock), NULL-terminated: what a privilege drop hands over. */
 extern const char *const op_store_file_names[];

@@ -27,9 +27,12 @@ struct cli_security {
     struct op_http_sec http; /* what the server gets */
     bool insecure;           /* beyond loopback without TLS + credentials */
 };
-/* Loads credentials and TLS material and applies the bind rule; returns 0
- * or an exit status (errors printed). */
+/* Loads credentials and TLS material; returns 0 or an exit status (errors
+ * printed). */
 int op_cli_security_load(struct cli_security *s, const struct op_config *cfg);
+/* The bind rule on the bound listen socket fd: beyond loopback only with
+ * TLS and credentials, or insecure_bind (then loudly). 0 or exit status 2. */
+int op_cli_security_check_bind(struct cli_security *s, const struct op_config *cfg, int fd);
 /* Drops root for cfg->user, if set; 0 or an exit status. */
 int op_cli_security_drop(const struct op_config *cfg);
 void op_cli_security_fini(struct cli_security *s);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_int.h"
 #include "outpost/core.h"
@@ -184,6 +185,20 @@ int op_cli_run(int argc, char **argv)
         return rc;
     op_signals_block();
 
+    /* Bind (a low port needs root), check the bind rule on the address
+     * actually bound, drop root, and only then open the store and serve:
+     * no file is created and no request served as root. */
+    int listen_fd = -1;
+    if (op_http_listen(&cfg, &listen_fd) != OP_OK) {
+        op_cli_security_fini(&sec);
+        return 1;
+    }
+    if ((rc = op_cli_security_check_bind(&sec, &cfg, listen_fd)) != 0 ||
+        (rc = op_cli_security_drop(&cfg)) != 0) {
+        close(listen_fd);
+        op_cli_security_fini(&sec);
+        return rc;
+    }
     struct op_store_opts so = {
         .dir = cfg.data_dir,
         .sync_mode = cfg.sync_mode,
@@ -197,20 +212,15 @@ int op_cli_run(int argc, char **argv)
     if ((rc = op_store_open(&store, &so)) != OP_OK) {
         fprintf(stderr, "outpost: cannot open the store in %s: %s\n", cfg.data_dir,
                 op_err_str(rc));
+        close(listen_fd);
         op_cli_security_fini(&sec);
         return 1;
     }
     struct op_http *http = NULL;
-    if ((rc = op_http_start(&http, &cfg, store, &sec.http)) != OP_OK) {
+    if ((rc = op_http_start(&http, &cfg, store, &sec.http, listen_fd)) != OP_OK) {
         op_store_close(store);
         op_cli_security_fini(&sec);
         return 1;
-    }
-    if ((rc = op_cli_security_drop(&cfg)) != 0) {
-        op_http_stop(http);
-        op_store_close(store);
-        op_cli_security_fini(&sec);
-        return rc;
     }
     op_metrics_gauge("outpost_process_resident_memory_bytes", NULL,
                      "Resident memory of the process", gauge_rss, NULL);

@@ -2,44 +2,16 @@
  * The security half of `outpost run`: load the credentials and the TLS
  * material named in the config, refuse to serve beyond loopback without
  * TLS and credentials (unless insecure_bind says so, loudly), and drop
- * root once the port and the store are open.
+ * root once the port is bound, before the store is opened or a request
+ * is served.
  */
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli_int.h"
 #include "outpost/err.h"
 #include "outpost/store.h"
-
-static bool addr_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(a) ||
-               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return false;
-}
-
-/* Whether every address the listen host resolves to is a loopback one. */
-static bool listen_is_loopback(const char *listen)
-{
-    struct addrinfo *res;
-    uint16_t port;
-    if (op_config_listen_resolve(listen, &res, &port))
-        return false;
-    bool all = true;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
-        all = all && addr_is_loopback(ai->ai_addr);
-    freeaddrinfo(res);
-    return all;
-}
 
 static double gauge_insecure(void *ctx)
 {
@@ -73,8 +45,14 @@ int op_cli_security_load(struct cli_security *s, const struct op_config *cfg)
     }
     s->http.auth = s->auth;
     s->http.tls = s->tls.cert_pem ? &s->tls : NULL;
+    return 0;
+}
+
+int op_cli_security_check_bind(struct cli_security *s, const struct op_config *cfg, int fd)
+{
     bool authenticated = op_sec_auth_enabled(s->auth) || s->tls.client_ca_pem;
-    s->insecure = !listen_is_loopback(cfg->listen) && !(s->http.tls && authenticated);
+    /* The address actually bound, not a second resolution of the name. */
+    s->insecure = !op_http_listen_is_loopback(fd) && !(s->http.tls && authenticated);
     op_metrics_gauge("outpost_security_insecure_bind", NULL,
                      "1 when serving beyond loopback without TLS and credentials "
                      "(insecure_bind = true)",
@@ -85,7 +63,6 @@ int op_cli_security_load(struct cli_security *s, const struct op_config *cfg)
                 "network could read and write this node. Set tls.cert/tls.key and auth.token "
                 "(or tls.client_ca), listen on 127.0.0.1, or set insecure_bind = true.\n",
                 cfg->listen);
-        op_cli_security_fini(s);
         return 2;
     }
     if (s->insecure)
@@ -107,6 +84,10 @@ int op_cli_security_drop(const struct op_config *cfg)
     }
     struct op_diag d;
     op_diag_clear(&d);
+    /* Made while root (its parent may be root's), handed over below, and
+     * the store then opens it as the user. */
+    if (op_store_dir_create(cfg->data_dir))
+        return 1;
     int rc = op_proc_drop_privileges(cfg->user, cfg->data_dir, op_store_file_names, &d);
     if (rc) {
         op_cli_report(&d);

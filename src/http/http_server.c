@@ -8,6 +8,8 @@
  * the event loop never waits for a disk.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -365,13 +367,14 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     OP_DEBUG("http", "%s", msg);
 }
 
-static int resolve(const char *listen, struct sockaddr_storage *ss, bool *v6)
+static int resolve(const char *listen, struct sockaddr_storage *ss, socklen_t *len, bool *v6)
 {
     struct addrinfo *res;
     uint16_t port;
     if (op_config_listen_resolve(listen, &res, &port))
         return OP_EINVAL;
     memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
     *v6 = res->ai_family == AF_INET6;
     if (*v6)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
@@ -379,6 +382,55 @@ static int resolve(const char *listen, struct sockaddr_storage *ss, bool *v6)
         ((struct sockaddr_in *)ss)->sin_port = htons(port);
     freeaddrinfo(res);
     return OP_OK;
+}
+
+int op_http_listen(const struct op_config *cfg, int *fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    bool v6 = false;
+    memset(&ss, 0, sizeof ss);
+    if (resolve(cfg->listen, &ss, &len, &v6)) {
+        OP_ERROR("http", "cannot use listen address '%s' (expected HOST:PORT)", cfg->listen);
+        return OP_EINVAL;
+    }
+    int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        (v6 && setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) ||
+        bind(s, (struct sockaddr *)&ss, len) || listen(s, SOMAXCONN)) {
+        OP_ERROR("http", "cannot listen on %s: %s", cfg->listen, strerror(errno));
+        if (s >= 0)
+            close(s);
+        return OP_EIO;
+    }
+    *fd = s;
+    return OP_OK;
+}
+
+bool op_http_listen_is_loopback(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len))
+        return false;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len))
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static double gauge_body_bytes(void *ctx)
@@ -409,18 +461,13 @@ static void free_server(struct op_http *h)
 }
 
 int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_store *store,
-                  const struct op_http_sec *sec)
+                  const struct op_http_sec *sec, int listen_fd)
 {
-    struct sockaddr_storage ss;
-    bool v6 = false;
-    memset(&ss, 0, sizeof ss);
-    if (resolve(cfg->listen, &ss, &v6)) {
-        OP_ERROR("http", "cannot use listen address '%s' (expected HOST:PORT)", cfg->listen);
-        return OP_EINVAL;
-    }
     struct op_http *h = op_calloc(1, sizeof *h);
-    if (!h)
+    if (!h) {
+        close(listen_fd);
         return OP_ENOMEM;
+    }
     h->cfg = cfg;
     h->store = store;
     h->auth = sec ? sec->auth : NULL;
@@ -428,17 +475,17 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
     h->stats = op_calloc((size_t)http__nroutes + 1, sizeof *h->stats);
     if (!h->stats) {
         op_free(h);
+        close(listen_fd);
         return OP_ENOMEM;
     }
     register_metrics(h);
     if (http__deadlines_start(h) || http__auth_start(h)) {
         free_server(h);
+        close(listen_fd);
         return OP_ENOMEM;
     }
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (v6)
-        flags |= MHD_USE_IPv6;
     const struct op_tls_server *tls = h->tls;
     if (tls)
         flags |= MHD_USE_TLS;
@@ -447,7 +494,7 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
      * first option on. */
     struct MHD_OptionItem opts[16] = {
         { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, h },
-        { MHD_OPTION_SOCK_ADDR, 0, &ss },
+        { MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL },
         { MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->http_max_conns, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
@@ -468,13 +515,12 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_END);
     if (!h->daemon) {
-        OP_ERROR("http", "cannot listen on %s (address in use, not permitted, or TLS set-up "
-                 "failed)", cfg->listen);
+        /* The library closes a listen socket it was given, also here. */
+        OP_ERROR("http", "cannot serve on %s (TLS or thread set-up failed)", cfg->listen);
         free_server(h);
         return OP_EIO;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : 0;
+    h->port = bound_port(listen_fd);
     *out = h;
     return OP_OK;
 }

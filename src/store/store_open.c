@@ -185,7 +185,7 @@ static char *path_join(const char *dir, const char *name)
 }
 
 /* mkdir -p: the data directory may be several levels deep and new. */
-static int make_dirs(const char *dir)
+int op_store_dir_create(const char *dir)
 {
     char *p = op_strndup(dir, strlen(dir));
     int rc = OP_OK;
@@ -548,7 +548,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
     s->opts.dir = s->dir;
 
     if ((rc = sync_init(s)) != OP_OK || (rc = metrics_register(&s->m)) != OP_OK ||
-        (rc = make_dirs(s->dir)) != OP_OK || (rc = lock_dir(s)) != OP_OK ||
+        (rc = op_store_dir_create(s->dir)) != OP_OK || (rc = lock_dir(s)) != OP_OK ||
         (rc = db_open_writer(s)) != OP_OK ||
         (rc = store__writer_prepare(s)) != OP_OK ||
         (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK)
