@@ -53,4 +53,13 @@ void tr_run(struct op_rules *eng, const struct tr_step *steps, size_t n, struct 
 /* A reading with a NUL-terminated sensor name. */
 struct op_reading tr_reading(const char *sensor, int64_t ts, double value);
 
+/* Table shorthands: P("key", "value", ...) is a NULL-terminated pair
+ * list; STEPS(R(ts, v), TICK(now), ...) a step array and its length. */
+#define P(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define STEPS(...)                                                                       \
+    (const struct tr_step[]){ __VA_ARGS__ },                                              \
+        sizeof((const struct tr_step[]){ __VA_ARGS__ }) / sizeof(struct tr_step)
+#define R(ts, v) { "s", (ts), (v) }
+#define TICK(now) { NULL, (now), 0 }
+
 #endif

@@ -19,13 +19,6 @@
 #include "outpost/rules.h"
 #include "test_rules_common.h"
 
-#define P(...) ((const char *const[]){ __VA_ARGS__, NULL })
-#define STEPS(...)                                                                       \
-    (const struct tr_step[]){ __VA_ARGS__ },                                              \
-        sizeof((const struct tr_step[]){ __VA_ARGS__ }) / sizeof(struct tr_step)
-#define R(ts, v) { "s", (ts), (v) }
-#define TICK(now) { NULL, (now), 0 }
-
 struct wcase {
     const char *what;
     const char *const *pairs;
