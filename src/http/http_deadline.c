@@ -21,6 +21,7 @@
 struct http_conn {
     int fd;
     _Atomic int64_t deadline_ms; /* 0: disarmed (a request is being served) */
+    bool answered;               /* a request on it completed */
     struct http_conn *prev, *next;
 };
 
@@ -32,6 +33,7 @@ struct http_deadlines {
     int64_t timeout_ms;
     struct http_conn *head;
     struct op_counter *cut;
+    struct op_counter *unused; /* closed without a completed request */
 };
 
 static int64_t now_ms(void)
@@ -49,8 +51,10 @@ static struct http_conn *conn_of(struct MHD_Connection *conn)
 void http__deadline_arm(struct op_http *h, struct MHD_Connection *conn)
 {
     struct http_conn *c = conn_of(conn);
-    if (c)
-        atomic_store(&c->deadline_ms, now_ms() + h->deadlines->timeout_ms);
+    if (!c)
+        return;
+    c->answered = true; /* called when a request completes */
+    atomic_store(&c->deadline_ms, now_ms() + h->deadlines->timeout_ms);
 }
 
 bool http__deadline_disarm(struct MHD_Connection *conn)
@@ -86,6 +90,11 @@ void http__deadline_notify(void *cls, struct MHD_Connection *conn, void **socket
     struct http_conn *c = *socket_context;
     if (!c)
         return;
+    /* No request ever completed: a failed TLS handshake (a refused client
+     * certificate), a client cut before its first request, or one that
+     * connected and sent nothing. libmicrohttpd reports none of these. */
+    if (!c->answered)
+        op_counter_add(dl->unused, 1);
     pthread_mutex_lock(&dl->mu);
     if (c->prev)
         c->prev->next = c->next;
@@ -135,6 +144,10 @@ int http__deadlines_start(struct op_http *h)
     pthread_mutex_init(&dl->mu, NULL);
     pthread_cond_init(&dl->wake, NULL);
     dl->timeout_ms = h->cfg->http_timeout_ms;
+    dl->unused = op_metrics_counter(
+        "outpost_http_connections_unused_total", NULL,
+        "Connections closed before any request completed (failed TLS handshakes, clients cut "
+        "before their first request, connections that sent nothing)");
     dl->cut = op_metrics_counter("outpost_http_slow_requests_cut_total", NULL,
                                  "Connections closed because a request did not arrive whole "
                                  "within http.timeout");

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from certs import pki, trust_session_ca  # noqa: F401 - fixtures
-from outpost_proc import (SANITIZER_RE, assert_error, closed_by_peer, raw_connect, scaled,
-                          wait_until)
+from outpost_proc import (SANITIZER_RE, assert_error, closed_by_peer, metric_value, raw_connect,
+                          scaled, wait_until)
 
 READING = {"sensor": "tls/s", "value": 1.5, "ts": 1_700_000_000_000}
 
@@ -223,6 +223,21 @@ def test_mtls_bad_client_cert_is_refused_in_the_handshake(mtls_node, pki, which)
             s.get(d.url("/v1/sensors"), timeout=scaled(10))
     # The daemon is unharmed and keeps serving the good client.
     assert d.get("/v1/sensors").status_code == 200
+
+
+def test_refused_handshakes_are_counted(mtls_node, pki):
+    """libmicrohttpd reports no failed handshake; connections closed before
+    any request completed are counted instead."""
+    d = mtls_node
+    name = "outpost_http_connections_unused_total"
+    before = metric_value(d.metrics(), name)
+    for which in ("selfsigned", "wrongca"):
+        rc, st, _, _ = curl("--cacert", pki.ca, "--cert", pki.dir / f"{which}.pem",
+                            "--key", pki.dir / f"{which}.key",
+                            f"https://localhost:{d.port}/v1/sensors")
+        assert rc != 0 and st == 0
+    wait_until(lambda: metric_value(d.metrics(), name) >= before + 2, scaled(10),
+               what=f"{name} to count the refused handshakes")
 
 
 def test_server_cert_is_not_a_client_cert(outpost_factory, pki):
