@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http_int.h"
+#include "fuzz_body.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,16 +51,5 @@ static void one(const char *body, size_t size, bool alloc_fail)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *body = op_malloc(size + 1);
-    if (!body)
-        return 0;
-    memcpy(body, data, size);
-    body[size] = '\0';
-    one(body, size, false);
-    /* Again with the 1st, 2nd or 3rd allocation failing: no leak, no crash. */
-    op_alloc_fail_after(1 + (long)(size % 3));
-    one(body, size, true);
-    op_alloc_fail_after(0);
-    op_free(body);
-    return 0;
+    return fuzz_body_run(data, size, 3, one);
 }

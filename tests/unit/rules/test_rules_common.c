@@ -125,3 +125,16 @@ void tr_run(struct op_rules *eng, const struct tr_step *steps, size_t n, struct 
         assert_int_equal(op_rules_eval(eng, &r, 1, &sink), OP_OK);
    }
 }
+
+struct op_rules *tr_case(const char *const *pairs, const struct tr_step *steps, size_t n,
+                         const char *want, size_t i, const char *what)
+{
+    struct op_rules *eng = tr_engine("t", pairs);
+    struct tr_log log;
+    tr_log_init(&log);
+    tr_run(eng, steps, n, &log);
+    if (strcmp(tr_text(&log), want) != 0)
+        fail_msg("case %zu (%s):\n--- got\n%s--- want\n%s", i, what, tr_text(&log), want);
+    tr_log_fini(&log);
+    return eng;
+}

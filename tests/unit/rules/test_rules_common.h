@@ -50,6 +50,13 @@ struct tr_step {
 /* Runs steps[0..n) (readings one per op_rules_eval call). */
 void tr_run(struct op_rules *eng, const struct tr_step *steps, size_t n, struct tr_log *l);
 
+/* One table case: a fresh engine holding rule "t" from pairs runs
+ * steps[0..n); the test fails, naming case i and what, unless the event
+ * log reads want. Returns the engine for further checks (the caller
+ * destroys it). */
+struct op_rules *tr_case(const char *const *pairs, const struct tr_step *steps, size_t n,
+                         const char *want, size_t i, const char *what);
+
 /* A reading with a NUL-terminated sensor name. */
 struct op_reading tr_reading(const char *sensor, int64_t ts, double value);
 

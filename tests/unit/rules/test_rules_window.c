@@ -103,19 +103,13 @@ static void test_cases(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct op_rules *eng = tr_engine("t", cases[i].pairs);
-        struct tr_log log;
-        tr_log_init(&log);
-        tr_run(eng, cases[i].steps, cases[i].n, &log);
-        if (strcmp(tr_text(&log), cases[i].log) != 0)
-            fail_msg("case %zu (%s):\n--- got\n%s--- want\n%s", i, cases[i].what, tr_text(&log),
-                     cases[i].log);
+        struct op_rules *eng = tr_case(cases[i].pairs, cases[i].steps, cases[i].n, cases[i].log, i,
+                                       cases[i].what);
         struct op_rules_stats st;
         op_rules_stats(eng, &st);
         if (st.late != cases[i].late || st.nonfinite != cases[i].nonfinite)
             fail_msg("case %zu (%s): late %llu nonfinite %llu", i, cases[i].what,
                      (unsigned long long)st.late, (unsigned long long)st.nonfinite);
-        tr_log_fini(&log);
         op_rules_destroy(eng);
     }
 }
