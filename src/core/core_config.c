@@ -46,7 +46,7 @@ static const struct key keys[] = {
     { "log_level", T_ENUM, OFF(log_level), 0, "info", 0, 0, log_levels, true,
       "error | warn | info | debug" },
     { "user", T_STR, STR(user), "", 0, 0, NULL, false,
-      "when started as root, run as this user once the port and the store are open" },
+      "when started as root, run as this user once the port is bound (before the store opens)" },
     { "insecure_bind", T_BOOL, OFF(insecure_bind), 0, "false", 0, 0, NULL, false,
       "allow a non-loopback listen address without TLS and credentials (loudly)" },
     { "http.max_body", T_SIZE, OFF(http_max_body), 0, "1MiB", 64, 256 * MB, NULL, false,
