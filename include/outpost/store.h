@@ -66,6 +66,25 @@ enum op_store_op {
     OP_STORE_DEVICE_PUT,    /* replace device's status and attributes */
     OP_STORE_DEVICE_STATUS, /* set status only, keep attributes */
     OP_STORE_DEVICE_DELETE, /* rc OP_ENOTFOUND if there was no such device */
+    OP_STORE_RULE_PUT,      /* insert or replace rule_name's definition; sets created */
+    OP_STORE_RULE_DELETE,   /* rc OP_ENOTFOUND if there was no such rule */
+    OP_STORE_RULES_PROGRESS,/* append alerts[0..nalerts) and set the rules cursor, atomically */
+};
+
+/* One alert event of the rule engine, as stored (store does not know the
+ * engine's enums: kind, state, severity and cause are their names). Strings
+ * are NUL-terminated except sensor (sensor_len bytes). */
+struct op_store_alert {
+    int64_t id; /* assigned by the store; ignored on write */
+    const char *rule;
+    const char *sensor;
+    uint32_t sensor_len;
+    const char *kind;
+    const char *state;    /* "firing" or "resolved" */
+    const char *severity;
+    const char *cause;    /* "cleared", "rule_changed", "rule_removed" */
+    double value, threshold;
+    int64_t since, fired_at, ts;
 };
 
 struct op_store_write;
@@ -84,7 +103,13 @@ struct op_store_write {
     const char *device_id;   /* OP_STORE_DEVICE_*: NUL-terminated */
     const char *status;      /* PUT/STATUS: NUL-terminated */
     const char *attributes;  /* PUT: JSON object text, or NULL for {} */
-    int64_t updated_at;      /* PUT/STATUS: Unix ms */
+    int64_t updated_at;      /* PUT/STATUS/RULE_PUT: Unix ms */
+    const char *rule_name;   /* OP_STORE_RULE_*: NUL-terminated */
+    const char *rule_text;   /* RULE_PUT: the canonical definition text */
+    const struct op_store_alert *alerts; /* RULES_PROGRESS: may be NULL when nalerts is 0 */
+    size_t nalerts;
+    int64_t cursor;          /* RULES_PROGRESS: the last reading seq the rules have seen */
+    bool created;            /* out, RULE_PUT: the rule did not exist before */
     op_store_done_fn *done;
     void *ctx;
     int rc;
@@ -169,6 +194,59 @@ typedef int op_device_fn(void *ctx, const struct op_device_info *di);
 /* OP_ENOTFOUND when there is no such device. */
 int op_store_get_device(struct op_store_reader *r, const char *id, op_device_fn *fn, void *ctx);
 int op_store_list_devices(struct op_store_reader *r, op_device_fn *fn, void *ctx);
+
+/* ---- rules: the integration's persistence (store_rules.c) ----------- */
+
+/* A reader connection of the caller's own, for one long-lived thread (the
+ * rules runner) that reads synchronously instead of through read jobs. The
+ * query functions above and below take it like a pooled one; its queries
+ * are not time-limited. Close it before op_store_close. OP_OK, OP_EIO,
+ * OP_ENOMEM. */
+int op_store_reader_open(struct op_store *s, struct op_store_reader **out);
+void op_store_reader_close(struct op_store_reader *r);
+
+/* Called on the writer thread after each successful commit of a group, with
+ * the count of readings it appended. It must be quick and must not block
+ * (set a flag, signal a condition). One hook per store; fn NULL removes it.
+ * Any thread. */
+typedef void op_store_commit_fn(void *ctx, int64_t readings);
+void op_store_set_commit_hook(struct op_store *s, op_store_commit_fn *fn, void *ctx);
+/* Incremented by every committed rule put or delete. Any thread. */
+uint64_t op_store_rules_generation(struct op_store *s);
+
+/* Committed readings with seq > after_seq, in seq (commit) order, at most
+ * limit of them; the name in r is borrowed for the callback only. Returns
+ * the count delivered or a negative op_err. */
+typedef int op_seq_row_fn(void *ctx, int64_t seq, const struct op_reading *r);
+int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t limit,
+                        op_seq_row_fn *fn, void *ctx);
+/* The seq of the newest committed reading (0 when none ever was) into
+ * *seq; the persisted rules cursor into *cursor (-1 when never set).
+ * OP_OK or a negative op_err. */
+int op_store_rules_marks(struct op_store_reader *r, int64_t *seq, int64_t *cursor);
+
+struct op_rule_info {
+    const char *name;
+    const char *text; /* canonical definition text, `key = value` lines */
+    int64_t updated_at;
+};
+typedef int op_rule_fn(void *ctx, const struct op_rule_info *ri);
+/* All rules by name; or one (OP_ENOTFOUND when there is none). */
+int op_store_list_rules(struct op_store_reader *r, op_rule_fn *fn, void *ctx);
+int op_store_get_rule(struct op_store_reader *r, const char *name, op_rule_fn *fn, void *ctx);
+
+struct op_alert_query {
+    const char *state; /* "firing", "resolved" or NULL for both */
+    int64_t since;     /* events with ts >= since */
+    int64_t limit;     /* >= 1 */
+};
+typedef int op_alert_fn(void *ctx, const struct op_store_alert *a);
+/* Alert events, oldest first. */
+int op_store_query_alerts(struct op_store_reader *r, const struct op_alert_query *q,
+                          op_alert_fn *fn, void *ctx);
+/* Alerts still firing: firing events with no later resolved event for the
+ * same (rule, sensor). */
+int op_store_firing_alerts(struct op_store_reader *r, op_alert_fn *fn, void *ctx);
 
 /* ---- introspection --------------------------------------------------- */
 

@@ -26,7 +26,7 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
@@ -123,6 +123,11 @@ enum store_wstmt {
     W_PAGE_COUNT,
     W_FREELIST_COUNT,
     W_INCR_VACUUM,
+    W_RULE_EXISTS, /* store_rules.c from here on */
+    W_RULE_PUT,
+    W_RULE_DELETE,
+    W_ALERT_ADD,
+    W_CURSOR_SET,
     W_STMT_COUNT
 };
 
@@ -136,6 +141,13 @@ enum store_rstmt {
     R_SENSORS,
     R_DEVICE_GET,
     R_DEVICES,
+    R_SINCE,       /* store_rules.c from here on */
+    R_MARKS,
+    R_RULES,
+    R_RULE_GET,
+    R_ALERTS,
+    R_ALERTS_STATE,
+    R_ALERTS_FIRING,
     R_STMT_COUNT
 };
 
@@ -203,6 +215,11 @@ struct op_store {
     struct op_store_reader *readers;
     int nreaders;
 
+    /* The commit hook (op_store_set_commit_hook), guarded by mu. */
+    op_store_commit_fn *hook;
+    void *hook_ctx;
+    _Atomic uint64_t rules_gen;
+
     struct store_metrics m;
     bool sync_inited; /* the mutexes and conditions above exist */
 };
@@ -247,6 +264,24 @@ void store__txn_rollback(struct op_store *s, bool begun);
 
 /* One compaction step in its own transaction; returns rows moved or < 0. */
 int64_t store__compact_step(struct op_store *s);
+
+/* ---- store_query.c: statements shared with store_rules.c ---------------- */
+
+/* The reader's cached statement (prepared on first use), or NULL. */
+sqlite3_stmt *store__rstmt(struct op_store_reader *r, enum store_rstmt which);
+/* Ends a query on st: logs a failed step, resets, clears the bindings;
+ * returns the op_err for src or delivered. */
+int store__rstmt_end(struct op_store_reader *r, sqlite3_stmt *st, int src, int delivered);
+
+/* ---- store_rules.c ------------------------------------------------------ */
+
+extern const char *const store__rules_wsql[W_STMT_COUNT];
+extern const char *const store__rules_rsql[R_STMT_COUNT];
+/* Applies a RULE_PUT, RULE_DELETE or RULES_PROGRESS write inside the
+ * group's transaction. Writer thread. */
+int store__rules_apply(struct op_store *s, struct op_store_write *w);
+/* Bytes a rules write holds (0: invalid). */
+size_t store__rules_write_bytes(const struct op_store_write *w);
 
 /* ---- store_retention.c ------------------------------------------------- */
 

@@ -82,6 +82,30 @@ static const char *const migrations[] = {
     "  UNION ALL SELECT sensor_id, ts, seq, value FROM readings_log"
     "  WHERE NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"
     "    AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'));",
+    /* 3: the rule engine's integration (store_rules.c). Rules by name with
+     * their canonical text; alert events as the engine emitted them; an
+     * index that lets the rules runner follow readings by seq once they
+     * have left the log (seqs grow, so it is appended at its right edge).
+     * The runner's cursor lives in meta under 'rules_cursor'. */
+    "CREATE TABLE rules("
+    "  name TEXT PRIMARY KEY,"
+    "  definition TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE alerts("
+    "  id INTEGER PRIMARY KEY,"
+    "  rule TEXT NOT NULL,"
+    "  sensor TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  severity TEXT NOT NULL,"
+    "  cause TEXT NOT NULL,"
+    "  value REAL,"
+    "  threshold REAL,"
+    "  since INTEGER NOT NULL,"
+    "  fired_at INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL);"
+    "CREATE INDEX alerts_rule_sensor ON alerts(rule, sensor, id);"
+    "CREATE INDEX readings_sorted_seq ON readings_sorted(seq);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

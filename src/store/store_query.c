@@ -47,16 +47,18 @@ static const char *const rsql[R_STMT_COUNT] = {
     [R_DEVICES] = "SELECT id, status, attributes, updated_at FROM devices ORDER BY id",
 };
 
-static sqlite3_stmt *stmt_get(struct op_store_reader *r, enum store_rstmt which)
+sqlite3_stmt *store__rstmt(struct op_store_reader *r, enum store_rstmt which)
 {
     if (!r->stmt[which])
-        store__prepare(r->db, rsql[which], &r->stmt[which]);
+        store__prepare(r->db, rsql[which] ? rsql[which] : store__rules_rsql[which],
+                       &r->stmt[which]);
     return r->stmt[which];
 }
+#define stmt_get store__rstmt
 
 /* Ends a query: logs a failed step (once, here, where it happened), resets
  * the statement and drops the borrowed text bindings. */
-static int stmt_end(struct op_store_reader *r, sqlite3_stmt *st, int src, int delivered)
+int store__rstmt_end(struct op_store_reader *r, sqlite3_stmt *st, int src, int delivered)
 {
     int rc = OP_OK;
     if (src != SQLITE_DONE && src != SQLITE_ROW) {
@@ -67,6 +69,7 @@ static int stmt_end(struct op_store_reader *r, sqlite3_stmt *st, int src, int de
     sqlite3_clear_bindings(st);
     return rc != OP_OK ? rc : delivered;
 }
+#define stmt_end store__rstmt_end
 
 int op_store_query_range(struct op_store_reader *r, const struct op_range_query *q, op_row_fn *fn,
                          void *ctx)

@@ -48,6 +48,10 @@ static size_t write_bytes(const struct op_store_write *w)
         if (!w->device_id || !w->device_id[0])
             return 0;
         return bytes + strlen(w->device_id);
+    case OP_STORE_RULE_PUT:
+    case OP_STORE_RULE_DELETE:
+    case OP_STORE_RULES_PROGRESS:
+        return store__rules_write_bytes(w);
     }
     return 0;
 }
@@ -124,7 +128,8 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
 int store__writer_prepare(struct op_store *s)
 {
     for (int i = 0; i < W_STMT_COUNT; i++)
-        if (store__prepare(s->wdb, wsql[i], &s->wstmt[i]) != SQLITE_OK)
+        if (store__prepare(s->wdb, wsql[i] ? wsql[i] : store__rules_wsql[i], &s->wstmt[i]) !=
+            SQLITE_OK)
             return OP_EIO;
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     return OP_OK;
@@ -183,6 +188,8 @@ static int group_apply(struct op_store *s, struct op_store_write *group, int64_t
         if (w->op == OP_STORE_APPEND) {
             rc = s->layout->append(s->layout_state, w->readings, w->n);
             *readings += (int64_t)w->n;
+        } else if (w->op >= OP_STORE_RULE_PUT) {
+            rc = store__rules_apply(s, w);
         } else {
             rc = device_apply(s, w);
         }
@@ -250,6 +257,23 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
         if (rc != OP_ENOSPC && rc != OP_EBUSY)
             rc = OP_EIO;
         op_counter_add(rc == OP_ENOSPC ? s->m.commit_err_full : s->m.commit_err_io, 1);
+    }
+
+    if (rc == OP_OK) {
+        bool rules_changed = false;
+        for (struct op_store_write *w = group; w; w = w->next)
+            if ((w->op == OP_STORE_RULE_PUT || w->op == OP_STORE_RULE_DELETE) && w->rc == OP_OK)
+                rules_changed = true;
+        /* Before the done callbacks: whoever learns of the commit from a
+         * done (an HTTP client told 201) finds the generation moved. */
+        if (rules_changed)
+            atomic_fetch_add(&s->rules_gen, 1);
+        pthread_mutex_lock(&s->mu);
+        op_store_commit_fn *hook = s->hook;
+        void *hook_ctx = s->hook_ctx;
+        pthread_mutex_unlock(&s->mu);
+        if (hook && (readings > 0 || rules_changed))
+            hook(hook_ctx, readings);
     }
 
     for (struct op_store_write *w = group, *next; w; w = next) {

@@ -1,0 +1,329 @@
+/*
+ * store_rules.c: what the rule engine's integration keeps in the store.
+ * Rules by name with their canonical definition text, alert events as the
+ * engine emitted them, and the rules runner's cursor (meta 'rules_cursor':
+ * the seq of the last reading the rules have seen). Alerts and the cursor
+ * are written by one RULES_PROGRESS write, in one transaction, so after a
+ * crash the runner resumes exactly after the readings whose events are
+ * stored. Also here: the runner's own reader connection, the commit hook
+ * that wakes it, and the read of committed readings in seq order.
+ */
+#include <string.h>
+
+#include "store_int.h"
+
+/* Log rows of a chunk being compacted that already moved (store_rows.c). */
+#define NOT_MOVED                                                                   \
+    " AND NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"           \
+    " AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'))"
+/* Both arms come off a seq-ordered key (the log's rowid, the sorted table's
+ * seq index), so the compound ORDER BY is a merge and LIMIT stops it. */
+#define SINCE_ARM(table, extra)                                                     \
+    "SELECT x.seq, n.name, x.ts, x.value FROM " table " x"                          \
+    " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1" extra
+#define ALERT_COLS                                                                  \
+    "id, rule, sensor, kind, state, severity, cause, value, threshold, since, fired_at, ts"
+
+const char *const store__rules_rsql[R_STMT_COUNT] = {
+    [R_SINCE] = SINCE_ARM("readings_sorted", "") " UNION ALL "
+                SINCE_ARM("readings_log", NOT_MOVED) " ORDER BY 1 LIMIT ?2",
+    /* meta.next_seq is written when rows leave the log, so the newest seq
+     * is the larger of it (minus one) and the log's newest. */
+    [R_MARKS] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1) - 1,"
+                " coalesce((SELECT max(seq) FROM readings_log), 0)),"
+                " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)",
+    [R_RULES] = "SELECT name, definition, updated_at FROM rules ORDER BY name",
+    [R_RULE_GET] = "SELECT name, definition, updated_at FROM rules WHERE name = ?1",
+    [R_ALERTS] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 ORDER BY id LIMIT ?2",
+    [R_ALERTS_STATE] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 AND state = ?3"
+                       " ORDER BY id LIMIT ?2",
+    [R_ALERTS_FIRING] = "SELECT " ALERT_COLS " FROM alerts a WHERE state = 'firing'"
+                        " AND NOT EXISTS (SELECT 1 FROM alerts b WHERE b.rule = a.rule"
+                        " AND b.sensor = a.sensor AND b.id > a.id AND b.state = 'resolved')"
+                        " ORDER BY id",
+};
+
+const char *const store__rules_wsql[W_STMT_COUNT] = {
+    [W_RULE_EXISTS] = "SELECT 1 FROM rules WHERE name = ?1",
+    [W_RULE_PUT] = "INSERT INTO rules(name, definition, updated_at) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,"
+                   " updated_at = excluded.updated_at",
+    [W_RULE_DELETE] = "DELETE FROM rules WHERE name = ?1",
+    [W_ALERT_ADD] = "INSERT INTO alerts(rule, sensor, kind, state, severity, cause, value,"
+                    " threshold, since, fired_at, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                    " ?9, ?10, ?11)",
+    [W_CURSOR_SET] = "INSERT INTO meta(key, value) VALUES('rules_cursor', ?1)"
+                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+};
+
+/* ---- writes (writer thread) ------------------------------------------- */
+
+static size_t alert_bytes(const struct op_store_alert *a)
+{
+    if (!a->rule || !a->sensor || !a->kind || !a->state || !a->severity || !a->cause)
+        return 0;
+    return sizeof(*a) + strlen(a->rule) + a->sensor_len + 1;
+}
+
+size_t store__rules_write_bytes(const struct op_store_write *w)
+{
+    size_t bytes = sizeof(*w);
+    switch (w->op) {
+    case OP_STORE_RULE_PUT:
+        if (!w->rule_text)
+            return 0;
+        bytes += strlen(w->rule_text);
+        /* fall through */
+    case OP_STORE_RULE_DELETE:
+        if (!w->rule_name || !w->rule_name[0])
+            return 0;
+        return bytes + strlen(w->rule_name);
+    case OP_STORE_RULES_PROGRESS:
+        if (w->nalerts && !w->alerts)
+            return 0;
+        for (size_t i = 0; i < w->nalerts; i++) {
+            size_t b = alert_bytes(&w->alerts[i]);
+            if (b == 0)
+                return 0;
+            bytes += b;
+        }
+        return bytes;
+    default:
+        return 0;
+    }
+}
+
+static int rule_put(struct op_store *s, struct op_store_write *w)
+{
+    sqlite3_stmt *st = s->wstmt[W_RULE_EXISTS];
+    sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    w->created = src == SQLITE_DONE;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return store__err(s->wdb, src, 0);
+    st = s->wstmt[W_RULE_PUT];
+    sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->rule_text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, w->updated_at);
+    int rc = store__exec(s->wdb, st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int progress(struct op_store *s, struct op_store_write *w)
+{
+    sqlite3_stmt *st = s->wstmt[W_ALERT_ADD];
+    for (size_t i = 0; i < w->nalerts; i++) {
+        const struct op_store_alert *a = &w->alerts[i];
+        sqlite3_bind_text(st, 1, a->rule, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, a->sensor, (int)a->sensor_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, a->state, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, a->severity, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, a->cause, -1, SQLITE_STATIC);
+        sqlite3_bind_double(st, 7, a->value);
+        sqlite3_bind_double(st, 8, a->threshold);
+        sqlite3_bind_int64(st, 9, a->since);
+        sqlite3_bind_int64(st, 10, a->fired_at);
+        sqlite3_bind_int64(st, 11, a->ts);
+        int rc = store__exec(s->wdb, st);
+        sqlite3_clear_bindings(st);
+        if (rc != OP_OK)
+            return rc;
+    }
+    if (w->cursor < 0)
+        return OP_OK;
+    st = s->wstmt[W_CURSOR_SET];
+    sqlite3_bind_int64(st, 1, w->cursor);
+    return store__exec(s->wdb, st);
+}
+
+int store__rules_apply(struct op_store *s, struct op_store_write *w)
+{
+    int rc;
+    switch (w->op) {
+    case OP_STORE_RULE_PUT:
+        return rule_put(s, w);
+    case OP_STORE_RULE_DELETE:
+        sqlite3_bind_text(s->wstmt[W_RULE_DELETE], 1, w->rule_name, -1, SQLITE_STATIC);
+        rc = store__exec(s->wdb, s->wstmt[W_RULE_DELETE]);
+        sqlite3_clear_bindings(s->wstmt[W_RULE_DELETE]);
+        if (rc == OP_OK && sqlite3_changes(s->wdb) == 0)
+            w->rc = OP_ENOTFOUND; /* a per-write outcome; the group goes on */
+        return rc;
+    case OP_STORE_RULES_PROGRESS:
+        return progress(s, w);
+    default:
+        return OP_EINVAL;
+    }
+}
+
+void op_store_set_commit_hook(struct op_store *s, op_store_commit_fn *fn, void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    s->hook = fn;
+    s->hook_ctx = fn ? ctx : NULL;
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t op_store_rules_generation(struct op_store *s)
+{
+    return atomic_load(&s->rules_gen);
+}
+
+/* ---- the runner's reader ---------------------------------------------- */
+
+int op_store_reader_open(struct op_store *s, struct op_store_reader **out)
+{
+    *out = NULL;
+    struct op_store_reader *r = op_calloc(1, sizeof(*r));
+    if (!r)
+        return OP_ENOMEM;
+    r->s = s;
+    r->deadline_ns = INT64_MAX; /* a long-lived thread's reads are not time-limited */
+    int rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        OP_ERROR(STORE_SUB, "cannot open %s for reading: %s", s->path,
+                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+        sqlite3_close(r->db);
+        op_free(r);
+        return rc == SQLITE_NOMEM ? OP_ENOMEM : OP_EIO;
+    }
+    sqlite3_extended_result_codes(r->db, 1);
+    sqlite3_busy_timeout(r->db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_exec(r->db, "PRAGMA cache_size=-1024", NULL, NULL, NULL);
+    *out = r;
+    return OP_OK;
+}
+
+void op_store_reader_close(struct op_store_reader *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < R_STMT_COUNT; i++)
+        sqlite3_finalize(r->stmt[i]);
+    sqlite3_close(r->db);
+    op_free(r);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t limit,
+                        op_seq_row_fn *fn, void *ctx)
+{
+    if (!r || !fn || limit < 1)
+        return OP_EINVAL;
+    sqlite3_stmt *st = store__rstmt(r, R_SINCE);
+    if (!st)
+        return OP_EIO;
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, limit);
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_reading rd = {
+            .sensor = (const char *)sqlite3_column_text(st, 1),
+            .sensor_len = (uint32_t)sqlite3_column_bytes(st, 1),
+            .ts = sqlite3_column_int64(st, 2),
+            .value = sqlite3_column_double(st, 3),
+        };
+        n++;
+        if (fn(ctx, sqlite3_column_int64(st, 0), &rd))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_rules_marks(struct op_store_reader *r, int64_t *seq, int64_t *cursor)
+{
+    sqlite3_stmt *st = store__rstmt(r, R_MARKS);
+    if (!st)
+        return OP_EIO;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+        *cursor = sqlite3_column_int64(st, 1);
+    }
+    int rc = store__rstmt_end(r, st, src, 0);
+    return rc < 0 ? rc : OP_OK;
+}
+
+static int rules_rows(struct op_store_reader *r, sqlite3_stmt *st, op_rule_fn *fn, void *ctx)
+{
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_rule_info ri = {
+            .name = (const char *)sqlite3_column_text(st, 0),
+            .text = (const char *)sqlite3_column_text(st, 1),
+            .updated_at = sqlite3_column_int64(st, 2),
+        };
+        n++;
+        if (fn(ctx, &ri))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_list_rules(struct op_store_reader *r, op_rule_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = r && fn ? store__rstmt(r, R_RULES) : NULL;
+    return st ? rules_rows(r, st, fn, ctx) : OP_EINVAL;
+}
+
+int op_store_get_rule(struct op_store_reader *r, const char *name, op_rule_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = r && fn && name ? store__rstmt(r, R_RULE_GET) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int n = rules_rows(r, st, fn, ctx);
+    return n == 0 ? OP_ENOTFOUND : n;
+}
+
+static int alert_rows(struct op_store_reader *r, sqlite3_stmt *st, op_alert_fn *fn, void *ctx)
+{
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_store_alert a = {
+            .id = sqlite3_column_int64(st, 0),
+            .rule = (const char *)sqlite3_column_text(st, 1),
+            .sensor = (const char *)sqlite3_column_text(st, 2),
+            .sensor_len = (uint32_t)sqlite3_column_bytes(st, 2),
+            .kind = (const char *)sqlite3_column_text(st, 3),
+            .state = (const char *)sqlite3_column_text(st, 4),
+            .severity = (const char *)sqlite3_column_text(st, 5),
+            .cause = (const char *)sqlite3_column_text(st, 6),
+            .value = sqlite3_column_double(st, 7),
+            .threshold = sqlite3_column_double(st, 8),
+            .since = sqlite3_column_int64(st, 9),
+            .fired_at = sqlite3_column_int64(st, 10),
+            .ts = sqlite3_column_int64(st, 11),
+        };
+        n++;
+        if (fn(ctx, &a))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_query_alerts(struct op_store_reader *r, const struct op_alert_query *q,
+                          op_alert_fn *fn, void *ctx)
+{
+    if (!r || !q || !fn || q->limit < 1)
+        return OP_EINVAL;
+    sqlite3_stmt *st = store__rstmt(r, q->state ? R_ALERTS_STATE : R_ALERTS);
+    if (!st)
+        return OP_EIO;
+    sqlite3_bind_int64(st, 1, q->since);
+    sqlite3_bind_int64(st, 2, q->limit);
+    if (q->state)
+        sqlite3_bind_text(st, 3, q->state, -1, SQLITE_STATIC);
+    return alert_rows(r, st, fn, ctx);
+}
+
+int op_store_firing_alerts(struct op_store_reader *r, op_alert_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = r && fn ? store__rstmt(r, R_ALERTS_FIRING) : NULL;
+    return st ? alert_rows(r, st, fn, ctx) : OP_EINVAL;
+}
