@@ -271,6 +271,28 @@ struct op_rules_rule_stats {
 int op_rules_rule_stats(const struct op_rules *eng, const char *name, size_t len,
                         struct op_rules_rule_stats *out);
 
+/* ---- the runner: the engine on committed readings (rules_runner.c) ---- */
+
+struct op_rules_runner;
+
+/* Loads the rules stored in store into a new engine, seeds the alerts
+ * still firing, and starts the rules thread, which follows the store's
+ * committed readings by seq (a persisted cursor; a first start begins at
+ * the newest reading), evaluates them, ticks every second, and stores alert
+ * events with the cursor. Rule changes committed to the store (PUT and
+ * DELETE /v1/rules) are picked up at the next wake-up. Start it before
+ * readings flow; store must outlive it. OP_OK, OP_EIO, OP_ENOMEM. Main
+ * thread. */
+int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store);
+/* Evaluates nothing more, persists the cursor, joins the thread, frees.
+ * Call before op_store_close. NULL-safe. */
+void op_rules_runner_stop(struct op_rules_runner *rr);
+
+/* Splits definition text (`key = value` lines, as op_rules_def_format
+ * writes) into at most max pairs of views into text; lines without '='
+ * are skipped. Returns the count. Any thread. */
+size_t op_rules_kv_split(const char *text, size_t len, struct op_rules_kv *kv, size_t max);
+
 /* Names, for logs and the API. */
 const char *op_rules_kind_name(enum op_rules_kind k);
 const char *op_rules_state_name(enum op_rules_state s);

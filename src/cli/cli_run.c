@@ -14,6 +14,7 @@
 #include "outpost/core.h"
 #include "outpost/err.h"
 #include "outpost/http.h"
+#include "outpost/rules.h"
 #include "outpost/store.h"
 
 #define DRAIN_WAIT_MS 30000
@@ -151,7 +152,7 @@ static int wait_answered(struct op_http *http, int ms)
     return op_http_pending(http);
 }
 
-static void drain(struct op_http *http, struct op_store *store)
+static void drain(struct op_http *http, struct op_rules_runner *rules, struct op_store *store)
 {
     /* Requests still sending their body were not accepted: they are cut
      * when the server stops. Accepted ones are answered first. */
@@ -162,7 +163,10 @@ static void drain(struct op_http *http, struct op_store *store)
                 DRAIN_WAIT_MS);
     /* No request can reach the store any more (quiesce made new ones 503),
      * so it can close: that commits and answers anything still queued. Then
-     * the answers go out before the server stops. */
+     * the answers go out before the server stops. The rules runner stops
+     * first (it writes to the store); what it has not evaluated yet is
+     * evaluated at the next start, from its persisted cursor. */
+    op_rules_runner_stop(rules);
     op_store_close(store);
     wait_answered(http, 2000);
     op_http_stop(http);
@@ -217,7 +221,17 @@ int op_cli_run(int argc, char **argv)
         return 1;
     }
     struct op_http *http = NULL;
+    /* Rules are loaded, and firing alerts seeded, before readings flow. */
+    struct op_rules_runner *rules = NULL;
+    if ((rc = op_rules_runner_start(&rules, store)) != OP_OK) {
+        close(listen_fd);
+        op_store_close(store);
+        op_cli_security_fini(&sec);
+        fprintf(stderr, "outpost: cannot start the rules runner: %s\n", op_err_str(rc));
+        return 1;
+    }
     if ((rc = op_http_start(&http, &cfg, store, &sec.http, listen_fd)) != OP_OK) {
+        op_rules_runner_stop(rules);
         op_store_close(store);
         op_cli_security_fini(&sec);
         return 1;
@@ -243,7 +257,7 @@ int op_cli_run(int argc, char **argv)
             break;
     }
     OP_INFO("core", "shutting down: answering %d accepted request(s)", op_http_pending(http));
-    drain(http, store);
+    drain(http, rules, store);
     op_cli_security_fini(&sec);
     op_metrics_reset();
     OP_INFO("core", "stopped cleanly");

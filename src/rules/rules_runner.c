@@ -1,0 +1,437 @@
+/*
+ * rules_runner.c: runs the rule engine on committed readings, on a thread of
+ * its own, so that no rule ever delays an acknowledgement. The runner
+ * follows the store by the readings' seq (assigned in commit order, never
+ * reused): after each group commit the writer's commit hook sets a flag and
+ * signals a condition (it never blocks on the runner), the runner reads the
+ * readings after its cursor through a reader connection of its own, in
+ * batches of RUNNER_BATCH, evaluates them, and calls op_rules_tick every
+ * second. Alert events and the cursor are written back in one
+ * RULES_PROGRESS write, so after a crash the runner resumes exactly after
+ * the readings whose events are stored. Memory is bounded by the batch and
+ * by RUNNER_ALERTS_MAX pending events; a runner that falls behind reads
+ * the backlog from disk, it never skips it. Rules live in the store (PUT
+ * /v1/rules); when the store's rules generation moves, the runner reloads
+ * the rule table into the engine, which keeps the state of unchanged rules.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "outpost/err.h"
+#include "outpost/rules.h"
+#include "rules_int.h"
+
+#define RUNNER_SUB "rules"
+#define RUNNER_BATCH 1024
+#define RUNNER_ALERTS_MAX 1024
+#define RUNNER_TICK_MS 1000
+/* The cursor alone is persisted at most this often: a crash re-evaluates
+ * at most this much (rules state is rebuilt from it, no event is repeated
+ * because events commit with the cursor). */
+#define RUNNER_PERSIST_MS 1000
+#define RUNNER_RULES_MAX 1024
+
+struct op_rules_runner {
+    struct op_store *store;
+    struct op_store_reader *rd;
+    struct op_rules *eng;
+    struct op_rules_sink sink;
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* the commit hook, stop, and the progress write's done */
+    bool wake, stop, wdone;
+
+    uint64_t rules_gen;
+    int64_t cursor, persisted, persisted_at_ms, tick_at_ms;
+
+    struct op_reading batch[RUNNER_BATCH];
+    char names[RUNNER_BATCH][OP_RULES_SENSOR_MAX];
+    size_t nbatch;
+    int64_t batch_last;
+
+    struct op_store_alert alerts[RUNNER_ALERTS_MAX];
+    char *alert_mem[RUNNER_ALERTS_MAX]; /* rule + sensor of each, NUL-separated */
+    size_t nalerts;
+    struct op_store_write w;
+
+    struct op_rules_stats last; /* the snapshot the counters were last advanced to */
+    struct op_counter *c_evals, *c_fired, *c_resolved, *c_dropped;
+    _Atomic int64_t lag;
+};
+
+/* ---- the sink --------------------------------------------------------- */
+
+static void on_alert(void *ctx, const struct op_rules_alert *a)
+{
+    struct op_rules_runner *rr = ctx;
+    if (rr->nalerts >= RUNNER_ALERTS_MAX) {
+        op_counter_add(rr->c_dropped, 1);
+        return;
+    }
+    size_t rlen = strlen(a->rule);
+    char *m = op_malloc(rlen + 1 + a->sensor_len + 1);
+    if (!m) {
+        op_counter_add(rr->c_dropped, 1);
+        return;
+    }
+    memcpy(m, a->rule, rlen + 1);
+    memcpy(m + rlen + 1, a->sensor, a->sensor_len);
+    m[rlen + 1 + a->sensor_len] = '\0';
+    rr->alert_mem[rr->nalerts] = m;
+    rr->alerts[rr->nalerts++] = (struct op_store_alert){
+        .rule = m,
+        .sensor = m + rlen + 1,
+        .sensor_len = a->sensor_len,
+        .kind = op_rules_kind_name(a->kind),
+        .state = op_rules_state_name(a->state),
+        .severity = a->severity,
+        .cause = op_rules_cause_name(a->cause),
+        .value = a->value,
+        .threshold = a->threshold,
+        .since = a->since,
+        .fired_at = a->fired_at,
+        .ts = a->ts,
+    };
+}
+
+/* ---- writing progress --------------------------------------------------- */
+
+static void progress_done(struct op_store_write *w)
+{
+    struct op_rules_runner *rr = w->ctx;
+    pthread_mutex_lock(&rr->mu);
+    rr->wdone = true;
+    pthread_cond_broadcast(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+}
+
+/* Writes the pending alerts and the cursor and waits for the commit. The
+ * runner's own thread waits here, never the HTTP thread or the writer. */
+static int flush(struct op_rules_runner *rr, bool force)
+{
+    int64_t now = op_time_now_ms();
+    if (rr->nalerts == 0 &&
+        (rr->cursor == rr->persisted || (!force && now - rr->persisted_at_ms < RUNNER_PERSIST_MS)))
+        return OP_OK;
+    rr->w = (struct op_store_write){ .op = OP_STORE_RULES_PROGRESS, .alerts = rr->alerts,
+                                     .nalerts = rr->nalerts, .cursor = rr->cursor,
+                                     .done = progress_done, .ctx = rr };
+    int rc;
+    for (int tries = 0;; tries++) {
+        rr->wdone = false;
+        rc = op_store_submit(rr->store, &rr->w);
+        if (rc != OP_EBUSY || tries >= 1000)
+            break;
+        /* The queue is full of ingest: let it drain. */
+        struct timespec ts = { 0, 5 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    if (rc == OP_OK) {
+        pthread_mutex_lock(&rr->mu);
+        while (!rr->wdone)
+            pthread_cond_wait(&rr->cv, &rr->mu);
+        pthread_mutex_unlock(&rr->mu);
+        rc = rr->w.rc;
+    }
+    if (rc == OP_OK) {
+        rr->persisted = rr->cursor;
+        rr->persisted_at_ms = now;
+    } else {
+        OP_ERROR(RUNNER_SUB, "cannot store %zu alert event(s) and the cursor: %s", rr->nalerts,
+                 op_err_str(rc));
+        op_counter_add(rr->c_dropped, rr->nalerts);
+    }
+    for (size_t i = 0; i < rr->nalerts; i++)
+        op_free(rr->alert_mem[i]);
+    rr->nalerts = 0;
+    return rc;
+}
+
+/* Advances the Prometheus counters to the engine's current figures. */
+static void publish(struct op_rules_runner *rr)
+{
+    struct op_rules_stats st;
+    op_rules_stats(rr->eng, &st);
+    op_counter_add(rr->c_evals, st.evaluations - rr->last.evaluations);
+    op_counter_add(rr->c_fired, st.alerts_fired - rr->last.alerts_fired);
+    op_counter_add(rr->c_resolved, st.alerts_resolved - rr->last.alerts_resolved);
+    rr->last = st;
+}
+
+/* ---- rules from the store ------------------------------------------------ */
+
+struct loaded {
+    struct op_rules_runner *rr;
+    char names[RUNNER_RULES_MAX][OP_RULES_NAME_MAX + 1];
+    size_t n;
+};
+
+static int load_one(void *ctx, const struct op_rule_info *ri)
+{
+    struct loaded *l = ctx;
+    struct op_rules_kv kv[32];
+    size_t n = op_rules_kv_split(ri->text, strlen(ri->text), kv, 32);
+    struct op_rules_def *def = NULL;
+    struct op_diag d;
+    op_diag_clear(&d);
+    int rc = op_rules_def_parse(ri->name, strlen(ri->name), kv, n, &def, &d);
+    if (rc == OP_OK)
+        rc = op_rules_put(l->rr->eng, def, &l->rr->sink);
+    if (rc != OP_OK)
+        OP_ERROR(RUNNER_SUB, "rule %s not loaded: %s %s", ri->name, op_err_str(rc), d.msg);
+    op_rules_def_free(def);
+    if (l->n < RUNNER_RULES_MAX)
+        snprintf(l->names[l->n++], sizeof l->names[0], "%s", ri->name);
+    return 0;
+}
+
+struct gone {
+    struct loaded *l;
+    char names[RUNNER_RULES_MAX][OP_RULES_NAME_MAX + 1];
+    size_t n;
+};
+
+static void find_gone(void *ctx, const struct op_rules_def *def)
+{
+    struct gone *g = ctx;
+    const char *name = op_rules_def_name(def);
+    for (size_t i = 0; i < g->l->n; i++)
+        if (!strcmp(g->l->names[i], name))
+            return;
+    if (g->n < RUNNER_RULES_MAX)
+        snprintf(g->names[g->n++], sizeof g->names[0], "%s", name);
+}
+
+/* Makes the engine's rules those of the store: equal definitions keep
+ * their state, changed ones restart, removed ones resolve their alerts. */
+static int reload(struct op_rules_runner *rr)
+{
+    struct loaded *l = op_calloc(1, sizeof(*l));
+    struct gone *g = op_calloc(1, sizeof(*g));
+    int rc = OP_ENOMEM;
+    if (!l || !g)
+        goto out;
+    l->rr = rr;
+    rr->rules_gen = op_store_rules_generation(rr->store); /* before the read */
+    rc = op_store_list_rules(rr->rd, load_one, l);
+    if (rc < 0)
+        goto out;
+    g->l = l;
+    op_rules_each(rr->eng, find_gone, g);
+    for (size_t i = 0; i < g->n; i++)
+        op_rules_remove(rr->eng, g->names[i], strlen(g->names[i]), &rr->sink);
+    OP_INFO(RUNNER_SUB, "%zu rule(s) loaded", l->n);
+    rc = OP_OK;
+out:
+    op_free(l);
+    op_free(g);
+    return rc;
+}
+
+/* Firing alerts from before a restart are marked firing again, so they do
+ * not fire a second time; one whose rule is gone is resolved here. */
+static int seed_one(void *ctx, const struct op_store_alert *sa)
+{
+    struct op_rules_runner *rr = ctx;
+    struct op_rules_alert a = {
+        .rule = sa->rule, .sensor = sa->sensor, .sensor_len = sa->sensor_len,
+        .kind = OP_RULES_THRESHOLD, .state = OP_RULES_FIRING, .severity = sa->severity,
+        .value = sa->value, .score = sa->value, .threshold = sa->threshold,
+        .since = sa->since, .fired_at = sa->fired_at, .ts = sa->fired_at,
+    };
+    if (op_rules_alert_seed(rr->eng, &a) == OP_ENOTFOUND) {
+        a.state = OP_RULES_RESOLVED;
+        a.cause = OP_RULES_CAUSE_RULE_REMOVED;
+        a.ts = op_time_now_ms();
+        for (int k = OP_RULES_THRESHOLD; k <= OP_RULES_SILENCE; k++)
+            if (!strcmp(op_rules_kind_name((enum op_rules_kind)k), sa->kind))
+                a.kind = (enum op_rules_kind)k;
+        on_alert(rr, &a);
+    }
+    return 0;
+}
+
+/* ---- the thread ----------------------------------------------------------- */
+
+static int take_row(void *ctx, int64_t seq, const struct op_reading *r)
+{
+    struct op_rules_runner *rr = ctx;
+    size_t i = rr->nbatch++;
+    uint32_t len = r->sensor_len < OP_RULES_SENSOR_MAX ? r->sensor_len : OP_RULES_SENSOR_MAX;
+    memcpy(rr->names[i], r->sensor, len);
+    rr->batch[i] = (struct op_reading){ rr->names[i], len, r->ts, r->value };
+    rr->batch_last = seq;
+    return 0;
+}
+
+/* Evaluates everything committed after the cursor, a batch at a time. */
+static void catch_up(struct op_rules_runner *rr)
+{
+    for (;;) {
+        rr->nbatch = 0;
+        int n = op_store_read_since(rr->rd, rr->cursor, RUNNER_BATCH, take_row, rr);
+        if (n <= 0)
+            break;
+        op_rules_eval(rr->eng, rr->batch, rr->nbatch, &rr->sink);
+        rr->cursor = rr->batch_last;
+        /* Keep the pending events bounded: write them before the buffer
+         * can overflow on the next batch. */
+        if (rr->nalerts > RUNNER_ALERTS_MAX / 2)
+            flush(rr, true);
+        if (n < RUNNER_BATCH)
+            break;
+    }
+    int64_t seq, cursor;
+    if (op_store_rules_marks(rr->rd, &seq, &cursor) == OP_OK)
+        atomic_store(&rr->lag, seq > rr->cursor ? seq - rr->cursor : 0);
+}
+
+static void *runner_main(void *arg)
+{
+    struct op_rules_runner *rr = arg;
+    for (;;) {
+        pthread_mutex_lock(&rr->mu);
+        if (!rr->wake && !rr->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&rr->cv, &rr->mu, &ts);
+        }
+        bool stop = rr->stop;
+        rr->wake = false;
+        pthread_mutex_unlock(&rr->mu);
+
+        if (op_store_rules_generation(rr->store) != rr->rules_gen)
+            reload(rr);
+        catch_up(rr);
+        int64_t now = op_time_now_ms();
+        if (now - rr->tick_at_ms >= RUNNER_TICK_MS) {
+            op_rules_tick(rr->eng, now, &rr->sink);
+            rr->tick_at_ms = now;
+        }
+        flush(rr, stop);
+        publish(rr);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+static void on_commit(void *ctx, int64_t readings)
+{
+    (void)readings;
+    struct op_rules_runner *rr = ctx;
+    pthread_mutex_lock(&rr->mu);
+    rr->wake = true;
+    pthread_cond_signal(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+}
+
+static double lag_gauge(void *ctx)
+{
+    return (double)atomic_load(&((struct op_rules_runner *)ctx)->lag);
+}
+
+int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store)
+{
+    *out = NULL;
+    struct op_rules_runner *rr = op_calloc(1, sizeof(*rr));
+    if (!rr)
+        return OP_ENOMEM;
+    rr->store = store;
+    rr->sink = (struct op_rules_sink){ .alert = on_alert, .ctx = rr };
+    pthread_mutex_init(&rr->mu, NULL);
+    pthread_cond_init(&rr->cv, NULL);
+    rr->c_evals = op_metrics_counter("outpost_rules_evaluations_total", NULL,
+                                     "(reading, rule) pairs evaluated");
+    rr->c_fired = op_metrics_counter("outpost_rules_alerts_total", "state=\"firing\"",
+                                     "alert events by state");
+    rr->c_resolved = op_metrics_counter("outpost_rules_alerts_total", "state=\"resolved\"",
+                                        "alert events by state");
+    rr->c_dropped = op_metrics_counter("outpost_rules_alerts_dropped_total", NULL,
+                                       "alert events that could not be stored");
+    op_metrics_gauge("outpost_rules_lag_readings", NULL,
+                     "committed readings the rules have not evaluated yet", lag_gauge, rr);
+
+    int rc = op_store_reader_open(store, &rr->rd);
+    if (rc == OP_OK)
+        rc = op_rules_create(&rr->eng, NULL);
+    if (rc == OP_OK)
+        rc = reload(rr);
+    if (rc == OP_OK) {
+        rc = op_store_firing_alerts(rr->rd, seed_one, rr);
+        rc = rc < 0 ? rc : OP_OK;
+    }
+    int64_t seq = 0, cursor = -1;
+    if (rc == OP_OK)
+        rc = op_store_rules_marks(rr->rd, &seq, &cursor);
+    if (rc != OP_OK)
+        goto fail;
+    /* A first start does not evaluate the history: rules begin with the
+     * readings committed from now on. */
+    rr->cursor = cursor >= 0 ? cursor : seq;
+    rr->persisted = cursor;
+    rr->tick_at_ms = op_time_now_ms();
+    if ((rc = flush(rr, true)) != OP_OK)
+        goto fail;
+    op_rules_stats(rr->eng, &rr->last);
+    op_store_set_commit_hook(store, on_commit, rr);
+    if (pthread_create(&rr->thread, NULL, runner_main, rr) != 0) {
+        op_store_set_commit_hook(store, NULL, NULL);
+        rc = OP_ENOMEM;
+        goto fail;
+    }
+    rr->started = true;
+    rr->wake = true; /* catch up with what was committed while down */
+    OP_INFO(RUNNER_SUB, "runner started at seq %lld (newest %lld)", (long long)rr->cursor,
+            (long long)seq);
+    *out = rr;
+    return OP_OK;
+fail:
+    OP_ERROR(RUNNER_SUB, "cannot start the rules runner: %s", op_err_str(rc));
+    op_rules_runner_stop(rr);
+    return rc;
+}
+
+void op_rules_runner_stop(struct op_rules_runner *rr)
+{
+    if (!rr)
+        return;
+    if (rr->started) {
+        op_store_set_commit_hook(rr->store, NULL, NULL);
+        pthread_mutex_lock(&rr->mu);
+        rr->stop = true;
+        pthread_cond_signal(&rr->cv);
+        pthread_mutex_unlock(&rr->mu);
+        pthread_join(rr->thread, NULL);
+    }
+    for (size_t i = 0; i < rr->nalerts; i++)
+        op_free(rr->alert_mem[i]);
+    op_rules_destroy(rr->eng);
+    op_store_reader_close(rr->rd);
+    pthread_mutex_destroy(&rr->mu);
+    pthread_cond_destroy(&rr->cv);
+    op_free(rr);
+}
+
+size_t op_rules_kv_split(const char *text, size_t len, struct op_rules_kv *kv, size_t max)
+{
+    size_t n = 0, i = 0;
+    while (i < len && n < max) {
+        size_t j = i;
+        while (j < len && text[j] != '\n')
+            j++;
+        const char *eq = memchr(text + i, '=', j - i);
+        if (eq) {
+            kv[n].key = (struct op_str){ text + i, (size_t)(eq - (text + i)) };
+            kv[n].value = (struct op_str){ eq + 1, (size_t)(text + j - (eq + 1)) };
+            n++;
+        }
+        i = j + 1;
+    }
+    return n;
+}
