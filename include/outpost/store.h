@@ -207,8 +207,9 @@ void op_store_reader_close(struct op_store_reader *r);
 
 /* Called on the writer thread after each successful commit of a group, with
  * the count of readings it appended. It must be quick and must not block
- * (set a flag, signal a condition). One hook per store; fn NULL removes it.
- * Any thread. */
+ * (set a flag, signal a condition) and must not call into the store; it
+ * runs under the write queue's lock. One hook per store; fn NULL removes it,
+ * and once that returns no call is in flight. Any thread. */
 typedef void op_store_commit_fn(void *ctx, int64_t readings);
 void op_store_set_commit_hook(struct op_store *s, op_store_commit_fn *fn, void *ctx);
 /* Incremented by every committed rule put or delete. Any thread. */

@@ -184,6 +184,10 @@ void http__readings_free(struct http_readings *rd);
  * frees both with op_free). */
 int http__parse_device(const char *body, size_t len, char **status, char **attributes,
                        struct op_diag *d);
+/* PUT /v1/rules/{name} body: a JSON object of key -> string, number or
+ * bool, turned into `key = value` lines in *text (the caller frees it with
+ * op_free) for op_rules_kv_split. 0, or the status with d filled. */
+int http__parse_rule(const char *body, size_t len, char **text, struct op_diag *d);
 /* POST /data body {"id": ..., "value": ...}; id points into *idbuf (freed by caller). */
 int http__parse_compat_data(const char *body, size_t len, char **id, double *value,
                             struct op_diag *d);
@@ -239,6 +243,11 @@ void http__h_compat_data_post(struct http_req *r);
 void http__h_compat_data_get(struct http_req *r);
 void http__h_compat_status_post(struct http_req *r);
 void http__h_compat_status_get(struct http_req *r);
+void http__h_rule_put(struct http_req *r);
+void http__h_rule_get(struct http_req *r);
+void http__h_rule_delete(struct http_req *r);
+void http__h_rules_list(struct http_req *r);
+void http__h_alerts(struct http_req *r);
 void http__h_healthz(struct http_req *r);
 void http__h_readyz(struct http_req *r);
 void http__h_metrics(struct http_req *r);

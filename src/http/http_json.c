@@ -594,3 +594,49 @@ void http__json_raw(struct http_json *j, const char *text, size_t len)
     }
     op_free(copy);
 }
+
+int http__parse_rule(const char *body, size_t len, char **text, struct op_diag *d)
+{
+    *text = NULL;
+    int rc = 0;
+    yajl_val root = parse_object(body, len, "invalid_rule", d, &rc);
+    if (!root)
+        return rc;
+    rc = 0;
+    struct op_buf out;
+    op_buf_init(&out, 16 * 1024);
+    /* Each pair becomes a `key = value` line for op_rules_kv_split, so a
+     * key may not hold '=' or a newline and a value may not hold a newline;
+     * the rule validator then sees exactly what the config file would give. */
+    for (size_t i = 0; i < root->u.object.len && !rc; i++) {
+        const char *k = root->u.object.keys[i];
+        yajl_val v = root->u.object.values[i];
+        const char *s = NULL;
+        if (YAJL_IS_STRING(v))
+            s = v->u.string;
+        else if (YAJL_IS_NUMBER(v))
+            s = v->u.number.r;
+        else if (YAJL_IS_TRUE(v))
+            s = "true";
+        else if (YAJL_IS_FALSE(v))
+            s = "false";
+        if (!s || strpbrk(k, "=\n") || strchr(s, '\n')) {
+            op_diag_set(d, "invalid_rule",
+                        "each value must be a string, number or boolean on one line");
+            snprintf(d->field, sizeof d->field, "%.60s", k);
+            rc = 422;
+        } else if (op_buf_appendf(&out, "%s = %s\n", k, s) != OP_OK) {
+            op_diag_set(d, "invalid_rule", "the definition is larger than 16 KiB");
+            rc = 413;
+        }
+    }
+    if (!rc) {
+        if (!(*text = op_buf_steal(&out, NULL)) && !(*text = op_strndup("", 0))) {
+            op_diag_set(d, "overloaded", "out of memory");
+            rc = 503;
+        }
+    }
+    op_buf_fini(&out);
+    yajl_tree_free(root);
+    return rc;
+}

@@ -268,12 +268,15 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
          * done (an HTTP client told 201) finds the generation moved. */
         if (rules_changed)
             atomic_fetch_add(&s->rules_gen, 1);
-        pthread_mutex_lock(&s->mu);
-        op_store_commit_fn *hook = s->hook;
-        void *hook_ctx = s->hook_ctx;
-        pthread_mutex_unlock(&s->mu);
-        if (hook && (readings > 0 || rules_changed))
-            hook(hook_ctx, readings);
+        /* Called under mu so that op_store_set_commit_hook(NULL) returns
+         * only once no call is in flight: the hook's owner may then free
+         * its context. The hook only flags and signals. */
+        if (readings > 0 || rules_changed) {
+            pthread_mutex_lock(&s->mu);
+            if (s->hook)
+                s->hook(s->hook_ctx, readings);
+            pthread_mutex_unlock(&s->mu);
+        }
     }
 
     for (struct op_store_write *w = group, *next; w; w = next) {

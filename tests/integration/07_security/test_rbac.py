@@ -73,11 +73,13 @@ QUERIES = {
     ("GET", "/v1/readings"): {"sensor": "rbac/s"},
     ("GET", "/v1/readings/aggregate"): {"sensor": "rbac/s"},
     ("POST", "/status"): {"device_id": DEVICE, "status": "on"},
+    ("GET", "/v1/alerts"): {"state": "firing"},
 }
 BODIES = {
     ("POST", "/v1/readings"): {"sensor": "rbac/s", "value": 1.0},
     ("PUT", "/v1/devices/{id}"): {"status": "online", "attributes": {"fw": "1"}},
     ("POST", "/data"): {"id": "rbac_s", "value": 2.0},
+    ("PUT", "/v1/rules/{id}"): {"kind": "threshold", "sensors": "rbac/*", "above": 100},
 }
 
 
