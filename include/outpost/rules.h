@@ -181,6 +181,8 @@ int op_rules_remove(struct op_rules *eng, const char *name, size_t len,
 /* The engine's copy of the rule called name[0..len), or NULL. Valid until
  * the rule is next put or removed. */
 const struct op_rules_def *op_rules_get(const struct op_rules *eng, const char *name, size_t len);
+/* How many rules the engine holds (O(1)). */
+size_t op_rules_count(const struct op_rules *eng);
 /* Calls fn for each rule, in the order they were added; returns the count. */
 typedef void op_rules_def_fn(void *ctx, const struct op_rules_def *def);
 size_t op_rules_each(const struct op_rules *eng, op_rules_def_fn *fn, void *ctx);

@@ -472,6 +472,11 @@ const struct op_rules_def *op_rules_get(const struct op_rules *eng, const char *
     return rule ? &rule->def : NULL;
 }
 
+size_t op_rules_count(const struct op_rules *eng)
+{
+    return eng->nrules;
+}
+
 size_t op_rules_each(const struct op_rules *eng, op_rules_def_fn *fn, void *ctx)
 {
     /* In order of addition: a selection by seq, fine for an admin call. */

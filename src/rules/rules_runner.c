@@ -268,9 +268,19 @@ static int take_row(void *ctx, int64_t seq, const struct op_reading *r)
     return 0;
 }
 
-/* Evaluates everything committed after the cursor, a batch at a time. */
+/* Evaluates everything committed after the cursor, a batch at a time.
+ * With no rules there is nothing to evaluate: the cursor jumps to the
+ * newest reading without reading anything back (rules apply from the
+ * moment they are added), so a node without rules pays nothing here. */
 static void catch_up(struct op_rules_runner *rr)
 {
+    int64_t seq, cursor;
+    if (op_rules_count(rr->eng) == 0) {
+        if (op_store_rules_marks(rr->rd, &seq, &cursor) == OP_OK && seq > rr->cursor)
+            rr->cursor = seq;
+        atomic_store(&rr->lag, 0);
+        return;
+    }
     for (;;) {
         rr->nbatch = 0;
         int n = op_store_read_since(rr->rd, rr->cursor, RUNNER_BATCH, take_row, rr);
@@ -285,7 +295,6 @@ static void catch_up(struct op_rules_runner *rr)
         if (n < RUNNER_BATCH)
             break;
     }
-    int64_t seq, cursor;
     if (op_store_rules_marks(rr->rd, &seq, &cursor) == OP_OK)
         atomic_store(&rr->lag, seq > rr->cursor ? seq - rr->cursor : 0);
 }
