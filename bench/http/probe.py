@@ -5,7 +5,7 @@
       Print a free TCP port on 127.0.0.1.
   probe.py wait PORT PATH TIMEOUT_S [PID]
       Poll GET PATH until it answers 200; exit 0, or 1 on timeout or when PID has exited.
-  probe.py post PORT PATH BODY
+  probe.py post|put PORT PATH BODY
       POST BODY (JSON) once; print "STATUS BODY" on one line (a sanity check).
   probe.py startup ... (see below)
       Start a server several times and print the time from spawn to its first 200.
@@ -71,11 +71,11 @@ def get_status(port, path, timeout=1.0):
     return None
 
 
-def cmd_post(port, path, body):
+def cmd_send(method, port, path, body):
     data = body.encode()
     try:
         with connect(port, 5) as s:
-            s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            s.sendall(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                       f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
             buf = b""
             while True:
@@ -187,8 +187,8 @@ def main(argv):
     if len(argv) >= 1 and argv[0] == "freeport":
         print(free_port())
         return 0
-    if len(argv) == 4 and argv[0] == "post":
-        return cmd_post(int(argv[1]), argv[2], argv[3])
+    if len(argv) == 4 and argv[0] in ("post", "put"):
+        return cmd_send(argv[0].upper(), int(argv[1]), argv[2], argv[3])
     if len(argv) in (4, 5) and argv[0] == "wait":
         return cmd_wait(int(argv[1]), argv[2], float(argv[3]), int(argv[4]) if len(argv) == 5 else None)
     if len(argv) >= 1 and argv[0] == "startup" and "--" in argv:

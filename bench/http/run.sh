@@ -17,7 +17,10 @@
 # Flask/gunicorn, one worker each, data in memory only), and nginx answering a fixed 201
 # (the ceiling of an HTTP server on this machine), and outpost-tls: store.sync=full over
 # HTTPS (TLS 1.3, a self-signed ECDSA P-256 certificate made for the run), measured on
-# (a) and (c) only, whose ratio to outpost-full is the cost of TLS. A server that is missing or fails
+# (a) and (c) only, whose ratio to outpost-full is the cost of TLS; and outpost-rules:
+# outpost-full with 100 rules over the benchmark's sensors (50 threshold, 50 window;
+# bench/http/rules.sh), measured on (b) only, whose ratio to outpost-full is the cost
+# of the rule engine on ingest (issue 5). A server that is missing or fails
 # gets "n/a" and the run goes on. The table goes to stdout and to
 # bench/results/http-<date>.txt; raw wrk output and server logs go to
 # bench/results/http-<date>.raw/.
@@ -29,7 +32,8 @@
 #   BENCH_CONNS=N          connections for (a) and (b) (default 64)
 #   BENCH_REPEAT=N         runs per workload; the run with the median rate is reported (default 1)
 #   BENCH_STARTS=N         start-ups measured per server (default 5; 3 quick)
-#   BENCH_SERVERS="..."    subset/order of: outpost-full outpost-normal outpost-tls fastapi flask nginx
+#   BENCH_SERVERS="..."    subset/order of: outpost-full outpost-normal outpost-tls outpost-rules
+#                          fastapi flask nginx
 #   BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1
 #   BENCH_QUIET_PCT=10     before each run, wait until the machine uses less than this % of
 #   BENCH_QUIET_WAIT=S     one core, for at most S s (default 30; 5 quick)
@@ -56,7 +60,7 @@ else
 fi
 CONNS=${BENCH_CONNS:-64}
 REPEAT=${BENCH_REPEAT:-1}
-SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal outpost-tls fastapi flask nginx"}
+SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal outpost-tls outpost-rules fastapi flask nginx"}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 QUIET_PCT=${BENCH_QUIET_PCT:-10}
@@ -281,8 +285,9 @@ DESC[fastapi]="FastAPI under uvicorn, 1 worker, --no-access-log; Pydantic models
 DESC[flask]="Flask under gunicorn, 1 sync worker (no keep-alive); validated by hand (bench/peers/flask_app.py)"
 DESC[nginx]="nginx, 1 worker, access_log off, fixed 201 {\"accepted\":1} (bench/http/nginx.conf)"
 DESC[outpost-tls]="outpost run --set store.sync=full over HTTPS (TLS 1.3, ECDSA P-256 certificate)"
+DESC[outpost-rules]="outpost run --set store.sync=full with 100 rules (50 threshold, 50 window) over the sensors"
 STORES[outpost-full]="disk+fsync"; STORES[outpost-normal]="disk"; STORES[fastapi]="memory!"
-STORES[outpost-tls]="disk+fsync"
+STORES[outpost-tls]="disk+fsync"; STORES[outpost-rules]="disk+fsync"
 SCHEME=http
 
 scheme_of() { case $1 in outpost-tls) echo https ;; *) echo http ;; esac; }
@@ -305,6 +310,8 @@ server_cmd() {
     case $name in
         outpost-full|outpost-normal)
             printf '%s\n' "$OUTPOST" run --listen "127.0.0.1:$port" --data "$dir" --set "store.sync=${name#outpost-}" ;;
+        outpost-rules)
+            printf '%s\n' "$OUTPOST" run --listen "127.0.0.1:$port" --data "$dir" --set store.sync=full ;;
         outpost-tls)
             printf '%s\n' "$OUTPOST" run --listen "127.0.0.1:$port" --data "$dir" --set store.sync=full \
                 --set "tls.cert=$WORK/tls/srv.pem" --set "tls.key=$WORK/tls/srv.key" ;;
@@ -395,21 +402,28 @@ bench_server() {
     echo "$name: POST /v1/readings -> $answer" >>"$RAW/runs.txt"
     case $answer in 201*'"accepted":1'*) ;; *) note "$name: sanity POST /v1/readings answered: $answer" ;; esac
 
+    if [ "$name" = outpost-rules ] && ! PROBE="${PROBE[*]}" bash "$HERE/rules.sh" "$SPORT" >>"$RAW/runs.txt" 2>&1; then
+        note "$name: could not load the rules (see $RAW/runs.txt)"
+    fi
     if [ "$WARMUP" != 0 ]; then
         run_tracked "$RAW/$name.warmup.txt" taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" \
             -s "$HERE/single.lua" "$SCHEME://127.0.0.1:$SPORT/v1/readings"
     fi
-    measure "$name" single single.lua "$CONNS" 0 "$SPORT" "${pids[@]}" &&
-    { [ "$name" = outpost-tls ] || measure "$name" batch batch100.lua "$CONNS" 0 "$SPORT" "${pids[@]}"; } &&
-    measure "$name" lat single.lua 1 1 "$SPORT" "${pids[@]}"
+    if [ "$name" = outpost-rules ]; then
+        measure "$name" batch batch100.lua "$CONNS" 0 "$SPORT" "${pids[@]}"
+    else
+        measure "$name" single single.lua "$CONNS" 0 "$SPORT" "${pids[@]}" &&
+        { [ "$name" = outpost-tls ] || measure "$name" batch batch100.lua "$CONNS" 0 "$SPORT" "${pids[@]}"; } &&
+        measure "$name" lat single.lua 1 1 "$SPORT" "${pids[@]}"
+    fi
     alive "$SPID" || note "$name: server is no longer running after the runs"
     R[$name.rss_peak]=$(mem_kb VmHWM "${pids[@]}")
     [ -n "$SDIR" ] && R[$name.data_kb]=$(du -sk "$SDIR" 2>/dev/null | cut -f1)
     stop_tree "$SPID"
     R[$name.term]="rc=$STOP_RC in ${STOP_MS} ms"
     [ "$STOP_RC" != 0 ] && note "$name: exit status $STOP_RC after SIGTERM (took ${STOP_MS} ms)"
-    # TLS is measured for its throughput cost only; start-up is outpost-full's.
-    [ "$name" = outpost-tls ] && { rm -rf "$SDIR"; return; }
+    # TLS and rules are measured for their throughput cost only; start-up is outpost-full's.
+    case $name in outpost-tls|outpost-rules) rm -rf "$SDIR"; return ;; esac
 
     # Start-up: spawn to the first 200 of the readiness URL, median of STARTS starts.
     local cmd st render=()
@@ -504,6 +518,7 @@ report() {
     done
     echo "  outpost-tls / outpost-full, single reading req/s (the cost of TLS): $(ratio "${R[outpost-tls.single.rps]:-}" "${R[outpost-full.single.rps]:-}")" \
          "  (server CPU per request: TLS ${R[outpost-tls.single.cpu_us_req]:-n/a} us, plain ${R[outpost-full.single.cpu_us_req]:-n/a} us)"
+    echo "  outpost-rules / outpost-full, batched readings/s (the cost of 100 rules): $(ratio "${R[outpost-rules.batch.readings_s]:-}" "${R[outpost-full.batch.readings_s]:-}")"
     echo
     echo "issue 2 bars (one run; differences under ~15% are noise on this shared machine):"
     bar() {  # bar TEXT VALUE OP LIMIT [SHOWN]
@@ -518,6 +533,7 @@ report() {
     bar "batched readings/s, sync=full >= 1,000,000" "${R[outpost-full.batch.readings_s]:-}" ">=" 1000000 \
         "$(fmt_int "${R[outpost-full.batch.readings_s]:-}")"
     bar "single req/s over TLS >= 0.7x plain (issue 4)" "$(ratio "${R[outpost-tls.single.rps]:-}" "${R[outpost-full.single.rps]:-}")" ">=" 0.7
+    bar "batched readings/s with 100 rules >= 0.9x without (issue 5)" "$(ratio "${R[outpost-rules.batch.readings_s]:-}" "${R[outpost-full.batch.readings_s]:-}")" ">=" 0.9
     bar "batched readings/s, sync=full >= 6x FastAPI" "$(ratio "${R[outpost-full.batch.readings_s]:-}" "${R[fastapi.batch.readings_s]:-}")" ">=" 6
     for m in full normal; do
         s=outpost-$m
@@ -564,7 +580,7 @@ report() {
 log "results: $OUT (raw: $RAW); ${DUR}s per run; servers: $SERVERS"
 [ "$(df -T "$DATA_ROOT" | awk 'NR == 2 {print $2}')" = tmpfs ] && note "outpost data dir $DATA_ROOT is tmpfs: fsync costs nothing there"
 for s in $SERVERS; do
-    case $s in outpost-full|outpost-normal|outpost-tls|fastapi|flask|nginx) bench_server "$s" ;;
+    case $s in outpost-full|outpost-normal|outpost-tls|outpost-rules|fastapi|flask|nginx) bench_server "$s" ;;
                *) note "unknown server '$s' skipped" ;; esac
 done
 report | tee "$OUT"

@@ -10,7 +10,9 @@
  * RULES_PROGRESS write, so after a crash the runner resumes exactly after
  * the readings whose events are stored. Memory is bounded by the batch and
  * by RUNNER_ALERTS_MAX pending events; a runner that falls behind reads
- * the backlog from disk, it never skips it. Rules live in the store (PUT
+ * the backlog from the store's log, where compaction leaves it, up to the
+ * store's limit (STORE_COMPACT_HOLD_MAX rows); past that it counts what it
+ * skipped (outpost_rules_skipped_readings_total). Rules live in the store (PUT
  * /v1/rules); when the store's rules generation moves, the runner reloads
  * the rule table into the engine, which keeps the state of unchanged rules.
  */
@@ -31,6 +33,10 @@
  * at most this much (rules state is rebuilt from it, no event is repeated
  * because events commit with the cursor). */
 #define RUNNER_PERSIST_MS 1000
+/* With rules, the cursor is also persisted after this many readings: the
+ * store's compaction leaves the readings after the persisted cursor in
+ * its log (where the runner reads them), so a stale cursor grows the log. */
+#define RUNNER_PERSIST_READINGS 16384
 #define RUNNER_RULES_MAX 1024
 
 struct op_rules_runner {
@@ -51,7 +57,7 @@ struct op_rules_runner {
     struct op_reading batch[RUNNER_BATCH];
     char names[RUNNER_BATCH][OP_RULES_SENSOR_MAX];
     size_t nbatch;
-    int64_t batch_last;
+    int64_t batch_first, batch_last;
 
     struct op_store_alert alerts[RUNNER_ALERTS_MAX];
     char *alert_mem[RUNNER_ALERTS_MAX]; /* rule + sensor of each, NUL-separated */
@@ -59,7 +65,7 @@ struct op_rules_runner {
     struct op_store_write w;
 
     struct op_rules_stats last; /* the snapshot the counters were last advanced to */
-    struct op_counter *c_evals, *c_fired, *c_resolved, *c_dropped;
+    struct op_counter *c_evals, *c_fired, *c_resolved, *c_dropped, *c_skipped;
     _Atomic int64_t lag;
 };
 
@@ -264,6 +270,8 @@ static int take_row(void *ctx, int64_t seq, const struct op_reading *r)
     uint32_t len = r->sensor_len < OP_RULES_SENSOR_MAX ? r->sensor_len : OP_RULES_SENSOR_MAX;
     memcpy(rr->names[i], r->sensor, len);
     rr->batch[i] = (struct op_reading){ rr->names[i], len, r->ts, r->value };
+    if (i == 0)
+        rr->batch_first = seq;
     rr->batch_last = seq;
     return 0;
 }
@@ -286,6 +294,15 @@ static void catch_up(struct op_rules_runner *rr)
         int n = op_store_read_since(rr->rd, rr->cursor, RUNNER_BATCH, take_row, rr);
         if (n <= 0)
             break;
+        /* Seqs are contiguous: a gap is readings the store compacted away
+         * before the rules saw them (a runner stalled past the store's
+         * hold limit). They are counted, not silently passed over. */
+        if (rr->batch_first > rr->cursor + 1) {
+            int64_t gap = rr->batch_first - rr->cursor - 1;
+            OP_WARN(RUNNER_SUB, "%lld reading(s) left the log before the rules saw them",
+                    (long long)gap);
+            op_counter_add(rr->c_skipped, (uint64_t)gap);
+        }
         op_rules_eval(rr->eng, rr->batch, rr->nbatch, &rr->sink);
         rr->cursor = rr->batch_last;
         /* Keep the pending events bounded: write them before the buffer
@@ -295,6 +312,8 @@ static void catch_up(struct op_rules_runner *rr)
         if (n < RUNNER_BATCH)
             break;
     }
+    if (rr->cursor - rr->persisted >= RUNNER_PERSIST_READINGS)
+        flush(rr, true);
     if (op_store_rules_marks(rr->rd, &seq, &cursor) == OP_OK)
         atomic_store(&rr->lag, seq > rr->cursor ? seq - rr->cursor : 0);
 }
@@ -363,6 +382,9 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store)
                                         "alert events by state");
     rr->c_dropped = op_metrics_counter("outpost_rules_alerts_dropped_total", NULL,
                                        "alert events that could not be stored");
+    rr->c_skipped = op_metrics_counter("outpost_rules_skipped_readings_total", NULL,
+                                       "committed readings the rules never evaluated because"
+                                       " the runner fell too far behind");
     op_metrics_gauge("outpost_rules_lag_readings", NULL,
                      "committed readings the rules have not evaluated yet", lag_gauge, rr);
 

@@ -45,6 +45,12 @@
 #define STORE_COMPACT_SENSORS 128
 #define STORE_COMPACT_ROWS 65536
 #define STORE_COMPACT_IDLE_MS 2000
+/* Compaction leaves the log rows the rules runner has not evaluated yet
+ * (seq above its persisted cursor), so the runner always reads the log by
+ * its primary key; but a runner that stalls must not make the log (which
+ * every query scans) grow without bound: beyond this many log rows the
+ * hold is ignored and the runner counts what it skipped. */
+#define STORE_COMPACT_HOLD_MAX (4 * STORE_COMPACT_CHUNK)
 /* outpost_store_db_bytes is refreshed after a commit at most this often. */
 #define STORE_DB_BYTES_REFRESH_MS 100
 /* A read query running longer than this is interrupted (OP_ETOOBIG). */
@@ -101,11 +107,12 @@ struct store_layout {
     int (*delete_oldest)(void *state, int64_t max_rows, int64_t *deleted);
     /* Background work between groups, in its own transaction: moves at
      * most max_rows from the write-optimized log into the read-optimized
-     * form. *moved gets the count. */
-    int (*compact)(void *state, int64_t max_rows, int64_t *moved);
+     * form, none with seq > hold (see STORE_COMPACT_HOLD_MAX). *moved gets
+     * the count. */
+    int (*compact)(void *state, int64_t max_rows, int64_t hold, int64_t *moved);
     /* How long the writer may wait before calling compact: 0 now, < 0 no
      * compaction is due. idle says the write queue is empty. */
-    int64_t (*compact_wait_ns)(void *state, bool idle);
+    int64_t (*compact_wait_ns)(void *state, bool idle, int64_t hold);
 };
 
 extern const struct store_layout store__layout_log;
@@ -196,6 +203,11 @@ struct op_store {
     int64_t retention_next_ns; /* op_time_mono_ns() of the next step */
     bool retention_behind;     /* the last step hit its bound: go again */
     bool compact_failed;       /* the last compaction step failed */
+    /* Log rows with seq above this stay in the log: the persisted rules
+     * cursor, or INT64_MAX when there are no rules (store_rules.c). */
+    int64_t rules_hold;
+    int64_t rules_count;  /* rows in the rules table */
+    int64_t rules_cursor; /* meta 'rules_cursor', -1 when never set */
     int64_t db_bytes_at_ns;    /* when db_bytes was last refreshed after a commit */
     pthread_t writer;
     bool writer_started;
@@ -280,6 +292,14 @@ extern const char *const store__rules_rsql[R_STMT_COUNT];
 /* Applies a RULE_PUT, RULE_DELETE or RULES_PROGRESS write inside the
  * group's transaction. Writer thread. */
 int store__rules_apply(struct op_store *s, struct op_store_write *w);
+/* Reads the rules count and cursor from the write connection and sets
+ * rules_hold; at open and after a group that changed rules. Writer
+ * thread (or before it starts). */
+int store__rules_hold_load(struct op_store *s);
+/* After a committed group: moves the rules generation and rules_hold for
+ * the group's rule writes; true when rules were put or deleted. Writer
+ * thread. */
+bool store__rules_committed(struct op_store *s, const struct op_store_write *group);
 /* Bytes a rules write holds (0: invalid). */
 size_t store__rules_write_bytes(const struct op_store_write *w);
 

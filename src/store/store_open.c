@@ -83,10 +83,10 @@ static const char *const migrations[] = {
     "  WHERE NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"
     "    AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'));",
     /* 3: the rule engine's integration (store_rules.c). Rules by name with
-     * their canonical text; alert events as the engine emitted them; an
-     * index that lets the rules runner follow readings by seq once they
-     * have left the log (seqs grow, so it is appended at its right edge).
-     * The runner's cursor lives in meta under 'rules_cursor'. */
+     * their canonical text; alert events as the engine emitted them. The
+     * runner's cursor lives in meta under 'rules_cursor'; it reads the
+     * readings after it from readings_log, where compaction leaves them
+     * until it has (store_rules.c). */
     "CREATE TABLE rules("
     "  name TEXT PRIMARY KEY,"
     "  definition TEXT NOT NULL,"
@@ -104,8 +104,7 @@ static const char *const migrations[] = {
     "  since INTEGER NOT NULL,"
     "  fired_at INTEGER NOT NULL,"
     "  ts INTEGER NOT NULL);"
-    "CREATE INDEX alerts_rule_sensor ON alerts(rule, sensor, id);"
-    "CREATE INDEX readings_sorted_seq ON readings_sorted(seq);",
+    "CREATE INDEX alerts_rule_sensor ON alerts(rule, sensor, id);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -575,7 +574,8 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
         (rc = op_store_dir_create(s->dir)) != OP_OK || (rc = lock_dir(s)) != OP_OK ||
         (rc = db_open_writer(s)) != OP_OK ||
         (rc = store__writer_prepare(s)) != OP_OK ||
-        (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK)
+        (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK ||
+        (rc = store__rules_hold_load(s)) != OP_OK)
         goto fail;
 
     int64_t db_bytes = store__db_bytes_now(s);

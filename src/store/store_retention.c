@@ -68,13 +68,14 @@ void store__retention_step(struct op_store *s)
     int rc;
 
     /* Retention works on the sorted form only (the layout keeps per-sensor
-     * bounds cheap there), so the log is emptied first. The steps run back
+     * bounds cheap there), so the log is emptied first, all but the rows
+     * the rules have not seen (rules_hold): those are the newest. The steps run back
      * to back, with no group in between: under steady ingest the log is
      * never empty between two turns of the writer, and retention would
      * never run. The log is bounded (STORE_COMPACT_ROWS plus a group), so
      * this is a bounded pause; the time cap is a guard. */
     int64_t drain_end = op_time_mono_ns() + (int64_t)STORE_RETENTION_DRAIN_MS * 1000000;
-    while (s->layout->compact_wait_ns(s->layout_state, true) >= 0) {
+    while (s->layout->compact_wait_ns(s->layout_state, true, s->rules_hold) >= 0) {
         if (store__compact_step(s) < 0) {
             s->retention_behind = false;
             s->retention_next_ns = op_time_mono_ns() + s->opts.retention_interval_ms * 1000000;

@@ -65,21 +65,28 @@ static const char *const rows_sql[S_COUNT] = {
                        "   THEN ?5 ELSE last_value END,"
                        " last_ts = max(coalesce(last_ts, ?4), ?4)"
                        " WHERE id = ?1",
-    /* Retention runs with an empty log (it compacts first), so only
-     * readings_sorted is read and written below. */
+    /* Retention deletes from readings_sorted only: it compacts the log
+     * first, and what stays there (rows the rules have not seen, see
+     * STORE_COMPACT_HOLD_MAX) is the newest. */
     [S_AGE_SENSORS] = "SELECT id FROM sensors WHERE first_ts < ?1 ORDER BY first_ts LIMIT ?2",
     [S_AGE_DELETE] = "DELETE FROM readings_sorted WHERE (sensor_id, ts, seq) IN"
                      " (SELECT sensor_id, ts, seq FROM readings_sorted"
                      "   WHERE sensor_id = ?1 AND ts < ?2 ORDER BY ts, seq LIMIT ?3)",
-    /* After deletions: the bounds come back from the clustered key in a few
-     * page reads each, whatever was deleted. */
+    /* After deletions: the first ts comes back from the clustered key in a
+     * few page reads. Deleting the oldest readings leaves the newest one
+     * while any remain, so last_ts and last_value change only when none
+     * is left in readings_sorted; then the log's (held rows) are the last. */
     [S_SENSOR_FIX] = "UPDATE sensors SET count = count - ?2,"
-                     " first_ts = (SELECT ts FROM readings_sorted WHERE sensor_id = ?1"
+                     " first_ts = coalesce((SELECT ts FROM readings_sorted WHERE sensor_id = ?1"
                      "   ORDER BY ts LIMIT 1),"
-                     " last_ts = (SELECT ts FROM readings_sorted WHERE sensor_id = ?1"
-                     "   ORDER BY ts DESC LIMIT 1),"
-                     " last_value = (SELECT value FROM readings_sorted WHERE sensor_id = ?1"
-                     "   ORDER BY ts DESC, seq DESC LIMIT 1)"
+                     "   (SELECT min(ts) FROM readings_log WHERE sensor_id = ?1)),"
+                     " last_ts = CASE WHEN EXISTS (SELECT 1 FROM readings_sorted"
+                     "   WHERE sensor_id = ?1) THEN last_ts"
+                     "   ELSE (SELECT max(ts) FROM readings_log WHERE sensor_id = ?1) END,"
+                     " last_value = CASE WHEN EXISTS (SELECT 1 FROM readings_sorted"
+                     "   WHERE sensor_id = ?1) THEN last_value"
+                     "   ELSE (SELECT value FROM readings_log WHERE sensor_id = ?1"
+                     "   ORDER BY ts DESC, seq DESC LIMIT 1) END"
                      " WHERE id = ?1",
     [S_SENSOR_DROP] = "DELETE FROM sensors WHERE id = ?1 AND count <= 0",
     /* The quota deletes the globally oldest readings: those of the sensor
@@ -547,6 +554,21 @@ static int meta_set(struct rows_state *st, const char *key, int64_t value)
     return store__exec(st->db, q);
 }
 
+/* Log rows a compaction may move: those with seq <= hold, or all of them
+ * once the log is over STORE_COMPACT_HOLD_MAX. Seqs in the log are
+ * contiguous (appends take the next one, rollbacks give them back, only
+ * compaction deletes, from the front), so the log holds exactly
+ * [next_seq - log_rows, next_seq). */
+static int64_t log_movable(const struct rows_state *st, int64_t hold)
+{
+    if (st->log_rows >= STORE_COMPACT_HOLD_MAX)
+        return st->log_rows;
+    int64_t first = st->next_seq - st->log_rows;
+    if (hold < first)
+        return 0;
+    return hold - first + 1 < st->log_rows ? hold - first + 1 : st->log_rows;
+}
+
 /*
  * One compaction step. A chunk is the first max_rows rows of the log (by
  * seq); it moves one range of STORE_COMPACT_SENSORS sensor ids per step, so
@@ -557,7 +579,7 @@ static int meta_set(struct rows_state *st, const char *key, int64_t value)
  * (meta holds the chunk's bound and the sensor ids done), so no reading is
  * seen twice or missed, also across a restart.
  */
-static int rows_compact(void *state, int64_t max_rows, int64_t *moved)
+static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *moved)
 {
     struct rows_state *st = state;
     bool found;
@@ -565,10 +587,11 @@ static int rows_compact(void *state, int64_t max_rows, int64_t *moved)
 
     *moved = 0;
     if (st->c_bound == 0) {
-        if (st->log_rows == 0)
+        int64_t movable = log_movable(st, hold);
+        if (movable == 0)
             return OP_OK;
         int64_t bound;
-        sqlite3_bind_int64(st->st[S_LOG_BOUND], 1, max_rows);
+        sqlite3_bind_int64(st->st[S_LOG_BOUND], 1, movable < max_rows ? movable : max_rows);
         if ((rc = query_one(st, st->st[S_LOG_BOUND], &bound, &found)) != OP_OK)
             return rc;
         st->c_bound = found ? bound : st->next_seq;
@@ -613,12 +636,20 @@ static int rows_compact(void *state, int64_t max_rows, int64_t *moved)
     return OP_OK;
 }
 
-static int64_t rows_compact_wait_ns(void *state, bool idle)
+static int64_t rows_compact_wait_ns(void *state, bool idle, int64_t hold)
 {
     struct rows_state *st = state;
-    if (st->c_bound != 0 || st->log_rows >= STORE_COMPACT_ROWS)
+    if (st->c_bound != 0)
         return 0;
-    if (st->log_rows == 0 || !idle)
+    int64_t movable = log_movable(st, hold);
+    if (movable == 0)
+        return -1;
+    /* Under load, wait for a chunk worth a pass over the sensors: a runner
+     * a little behind would otherwise make many small ones. */
+    if (st->log_rows >= STORE_COMPACT_ROWS &&
+        (movable == st->log_rows || movable >= STORE_COMPACT_ROWS / 4))
+        return 0;
+    if (!idle)
         return -1;
     int64_t due = st->log_since_ns + (int64_t)STORE_COMPACT_IDLE_MS * 1000000;
     int64_t d = due - op_time_mono_ns();

@@ -12,21 +12,14 @@
 
 #include "store_int.h"
 
-/* Log rows of a chunk being compacted that already moved (store_rows.c). */
-#define NOT_MOVED                                                                   \
-    " AND NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"           \
-    " AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'))"
-/* Both arms come off a seq-ordered key (the log's rowid, the sorted table's
- * seq index), so the compound ORDER BY is a merge and LIMIT stops it. */
-#define SINCE_ARM(table, extra)                                                     \
-    "SELECT x.seq, n.name, x.ts, x.value FROM " table " x"                          \
-    " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1" extra
+/* Compaction leaves the readings after the persisted cursor in the log
+ * (rules_hold), so the runner reads them by the log's primary key. */
 #define ALERT_COLS                                                                  \
     "id, rule, sensor, kind, state, severity, cause, value, threshold, since, fired_at, ts"
 
 const char *const store__rules_rsql[R_STMT_COUNT] = {
-    [R_SINCE] = SINCE_ARM("readings_sorted", "") " UNION ALL "
-                SINCE_ARM("readings_log", NOT_MOVED) " ORDER BY 1 LIMIT ?2",
+    [R_SINCE] = "SELECT x.seq, n.name, x.ts, x.value FROM readings_log x"
+                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1 ORDER BY x.seq LIMIT ?2",
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
     [R_MARKS] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1) - 1,"
@@ -158,6 +151,53 @@ int store__rules_apply(struct op_store *s, struct op_store_write *w)
     default:
         return OP_EINVAL;
     }
+}
+
+/* ---- the compaction hold ------------------------------------------------- */
+
+static void hold_set(struct op_store *s)
+{
+    /* No cursor yet (the runner has not started): hold nothing back, the
+     * runner begins with the readings committed after it starts. */
+    s->rules_hold = s->rules_count == 0 || s->rules_cursor < 0 ? INT64_MAX : s->rules_cursor;
+}
+
+int store__rules_hold_load(struct op_store *s)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM rules),"
+        " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)";
+    sqlite3_stmt *q = NULL;
+    int src = sqlite3_prepare_v2(s->wdb, sql, -1, &q, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+        s->rules_count = sqlite3_column_int64(q, 0);
+        s->rules_cursor = sqlite3_column_int64(q, 1);
+        src = SQLITE_OK;
+    }
+    int rc = src == SQLITE_OK ? OP_OK : store__err(s->wdb, src, 0);
+    sqlite3_finalize(q);
+    hold_set(s);
+    return rc;
+}
+
+bool store__rules_committed(struct op_store *s, const struct op_store_write *group)
+{
+    bool changed = false;
+    for (const struct op_store_write *w = group; w; w = w->next) {
+        if (w->rc != OP_OK)
+            continue;
+        if (w->op == OP_STORE_RULE_PUT || w->op == OP_STORE_RULE_DELETE)
+            changed = true;
+        else if (w->op == OP_STORE_RULES_PROGRESS && w->cursor >= 0)
+            s->rules_cursor = w->cursor;
+    }
+    if (changed) {
+        atomic_fetch_add(&s->rules_gen, 1);
+        if (store__rules_hold_load(s) != OP_OK)
+            s->rules_count = 1; /* unsure: keep holding at the last cursor */
+    }
+    hold_set(s);
+    return changed;
 }
 
 void op_store_set_commit_hook(struct op_store *s, op_store_commit_fn *fn, void *ctx)

@@ -260,14 +260,9 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
     }
 
     if (rc == OP_OK) {
-        bool rules_changed = false;
-        for (struct op_store_write *w = group; w; w = w->next)
-            if ((w->op == OP_STORE_RULE_PUT || w->op == OP_STORE_RULE_DELETE) && w->rc == OP_OK)
-                rules_changed = true;
         /* Before the done callbacks: whoever learns of the commit from a
          * done (an HTTP client told 201) finds the generation moved. */
-        if (rules_changed)
-            atomic_fetch_add(&s->rules_gen, 1);
+        bool rules_changed = store__rules_committed(s, group);
         /* Called under mu so that op_store_set_commit_hook(NULL) returns
          * only once no call is in flight: the hook's owner may then free
          * its context. The hook only flags and signals. */
@@ -328,7 +323,7 @@ int64_t store__compact_step(struct op_store *s)
     bool begun = rc == OP_OK;
     if (begun) {
         s->layout->txn_begin(s->layout_state);
-        rc = s->layout->compact(s->layout_state, STORE_COMPACT_CHUNK, &moved);
+        rc = s->layout->compact(s->layout_state, STORE_COMPACT_CHUNK, s->rules_hold, &moved);
         if (rc == OP_OK)
             rc = store__exec(s->wdb, s->wstmt[W_COMMIT]);
     }
@@ -349,7 +344,7 @@ int64_t store__compact_step(struct op_store *s)
 static int64_t idle_wait_ns(struct op_store *s)
 {
     int64_t r = store__retention_wait_ns(s);
-    int64_t c = s->compact_failed ? -1 : s->layout->compact_wait_ns(s->layout_state, true);
+    int64_t c = s->compact_failed ? -1 : s->layout->compact_wait_ns(s->layout_state, true, s->rules_hold);
     if (r < 0)
         return c;
     return c < 0 || r < c ? r : c;
@@ -389,7 +384,7 @@ static void *writer_main(void *arg)
         if (!closing && group)
             s->compact_failed = false;
         if (!closing && !s->compact_failed &&
-            s->layout->compact_wait_ns(s->layout_state, group == NULL) == 0)
+            s->layout->compact_wait_ns(s->layout_state, group == NULL, s->rules_hold) == 0)
             s->compact_failed = store__compact_step(s) < 0;
         checkpoint(s);
     }

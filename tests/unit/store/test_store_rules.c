@@ -1,6 +1,7 @@
 /*
- * Tests of src/store/store_rules.c: reading committed readings by seq
- * across the log/sorted seam, the high-water mark and the rules cursor, rule
+ * Tests of src/store/store_rules.c: reading committed readings by seq from
+ * the log, where compaction holds those the rules have not seen (and the
+ * limit of that hold), the high-water mark and the rules cursor, rule
  * put/replace/delete with the generation counter and the commit hook, alert
  * events with the firing-alerts query, and the schema surviving a reopen.
  */
@@ -58,15 +59,32 @@ static int since_row(void *ctx, int64_t seq, const struct op_reading *r)
     return 0;
 }
 
-static bool compacted(void *ctx)
+static int progress(struct op_store *s, int64_t cursor)
 {
-    (void)ctx;
-    return ts_metric("outpost_store_compacted_readings_total") >= 65536;
+    struct op_store_write w = { .op = OP_STORE_RULES_PROGRESS, .cursor = cursor };
+    return ts_write(s, &w);
 }
 
-/* Paging by seq sees every committed reading once, in commit order, also
- * once most of them have moved from the log to the sorted table. */
-static void test_read_since_pages_across_compaction(void **state)
+static int rule_put(struct op_store *s, const char *name, const char *text, bool *created);
+
+/* Reads everything after `after` by seq, a page at a time. */
+static struct since read_all(struct op_store_reader *r, int64_t after)
+{
+    struct since c = { .last_seq = after };
+    for (;;) {
+        int n = op_store_read_since(r, c.last_seq, 997, since_row, &c);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+    }
+    return c;
+}
+
+/* With rules, compaction leaves the readings after the persisted cursor in
+ * the log, where the runner reads them by seq; the cursor moving lets them
+ * go. A write after each step is a barrier: the writer decides on
+ * compaction right after a group, before it takes the next one. */
+static void test_compaction_holds_unseen_readings(void **state)
 {
     struct fixture *f = *state;
     int64_t seq = -1, cursor = 0;
@@ -74,26 +92,67 @@ static void test_read_since_pages_across_compaction(void **state)
     assert_int_equal(seq, 0);
     assert_int_equal(cursor, -1);
 
+    bool created;
+    assert_int_equal(rule_put(f->s, "r", "kind = silence\n", &created), OP_OK);
+    assert_int_equal(progress(f->s, 0), OP_OK);
     assert_int_equal(ts_append(f->s, "a", 0, 1, 0, 40000), OP_OK);
     assert_int_equal(ts_append(f->s, "b", 0, 1, 40000, 30000), OP_OK);
-    assert_true(ts_poll(compacted, NULL, 20000));
-    assert_int_equal(ts_append(f->s, "c", 0, 1, 70000, 100), OP_OK);
+    assert_int_equal(progress(f->s, 0), OP_OK);
+    assert_true(ts_metric("outpost_store_compacted_readings_total") == 0);
 
-    struct since c = { .last_seq = 0 };
-    int64_t after = 0;
-    for (;;) {
-        int n = op_store_read_since(f->r, after, 997, since_row, &c);
-        assert_true(n >= 0);
-        if (n == 0)
-            break;
-        after = c.last_seq;
-    }
-    assert_int_equal(c.n, 70100);
+    struct since c = read_all(f->r, 0);
+    assert_int_equal(c.n, 70000);
     assert_int_equal(c.bad, 0);
-    /* values 0..70099 in commit order */
-    assert_true(c.sum == 70099.0 * 70100.0 / 2);
+    assert_true(c.sum == 69999.0 * 70000.0 / 2); /* values 0..69999 in commit order */
+
+    assert_int_equal(progress(f->s, 50000), OP_OK);
+    assert_int_equal(progress(f->s, 50000), OP_OK);
+    assert_true(ts_metric("outpost_store_compacted_readings_total") == 50000);
+    c = read_all(f->r, 50000);
+    assert_int_equal(c.n, 20000);
+    assert_int_equal(c.bad, 0);
+    assert_true(c.sum == (69999.0 * 70000.0 - 49999.0 * 50000.0) / 2);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_log"), 20000);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 70000);
     assert_int_equal(op_store_rules_marks(f->r, &seq, &cursor), OP_OK);
-    assert_int_equal(seq, c.last_seq);
+    assert_int_equal(seq, 70000);
+    assert_int_equal(cursor, 50000);
+}
+
+static bool compacted_chunk(void *ctx)
+{
+    (void)ctx;
+    return ts_metric("outpost_store_compacted_readings_total") >= 65536;
+}
+
+static bool compacted_all(void *ctx)
+{
+    return ts_sql_int(ctx, "SELECT count(*) FROM readings_log") == 0;
+}
+
+/* A runner that never moves its cursor cannot grow the log without bound:
+ * past the hold limit compaction moves everything, and the runner finds a
+ * gap in the seqs (which it counts). Without rules nothing is held. */
+static void test_hold_limit_and_no_rules(void **state)
+{
+    struct fixture *f = *state;
+    bool created;
+    assert_int_equal(rule_put(f->s, "r", "kind = silence\n", &created), OP_OK);
+    assert_int_equal(progress(f->s, 0), OP_OK);
+    assert_int_equal(ts_append(f->s, "a", 0, 1, 0, 4 * 65536 + 10), OP_OK);
+    assert_true(ts_poll(compacted_chunk, NULL, 30000));
+    assert_int_equal(ts_append(f->s, "a", 0, 1, 0, 5), OP_OK);
+    /* One chunk left, which brought the log back under the limit. */
+    int64_t moved = (int64_t)ts_metric("outpost_store_compacted_readings_total");
+    assert_int_equal(moved, 65536);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT min(seq) FROM readings_log"), moved + 1);
+    struct since c = read_all(f->r, 0);
+    assert_int_equal(c.n, 4 * 65536 + 15 - moved);
+
+    struct op_store_write d = { .op = OP_STORE_RULE_DELETE, .rule_name = "r" };
+    assert_int_equal(ts_write(f->s, &d), OP_OK);
+    assert_int_equal(ts_append(f->s, "b", 0, 1, 0, 70000), OP_OK);
+    assert_true(ts_poll(compacted_all, f->dir, 30000));
 }
 
 static int hook_calls;
@@ -203,7 +262,8 @@ static void test_progress_alerts_and_cursor(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_read_since_pages_across_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_holds_unseen_readings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_limit_and_no_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_put_replace_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_alerts_and_cursor, setup, teardown),
     };
