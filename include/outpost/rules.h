@@ -285,7 +285,20 @@ struct op_rules_runner;
  * DELETE /v1/rules) are picked up at the next wake-up. Start it before
  * readings flow; store must outlive it. OP_OK, OP_EIO, OP_ENOMEM. Main
  * thread. */
-int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store);
+struct op_store_alert;
+/* Called on the rules thread with alert events right after they were
+ * committed, in commit order, with their store ids set. It must not block
+ * for long (it delays the rules, not ingest): copy and hand off. */
+typedef void op_rules_publish_fn(void *ctx, const struct op_store_alert *events, size_t n);
+
+struct op_rules_runner_opts {
+    op_rules_publish_fn *publish; /* NULL: events are only stored */
+    void *publish_ctx;
+};
+
+/* opts may be NULL. */
+int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
+                          const struct op_rules_runner_opts *opts);
 /* Evaluates nothing more, persists the cursor, joins the thread, frees.
  * Call before op_store_close. NULL-safe. */
 void op_rules_runner_stop(struct op_rules_runner *rr);

@@ -75,7 +75,7 @@ enum op_store_op {
  * engine's enums: kind, state, severity and cause are their names). Strings
  * are NUL-terminated except sensor (sensor_len bytes). */
 struct op_store_alert {
-    int64_t id; /* assigned by the store; ignored on write */
+    int64_t id; /* assigned by the store: set in the write's alerts by the commit */
     const char *rule;
     const char *sensor;
     uint32_t sensor_len;
@@ -106,7 +106,7 @@ struct op_store_write {
     int64_t updated_at;      /* PUT/STATUS/RULE_PUT: Unix ms */
     const char *rule_name;   /* OP_STORE_RULE_*: NUL-terminated */
     const char *rule_text;   /* RULE_PUT: the canonical definition text */
-    const struct op_store_alert *alerts; /* RULES_PROGRESS: may be NULL when nalerts is 0 */
+    struct op_store_alert *alerts; /* RULES_PROGRESS: may be NULL when nalerts is 0; ids set on commit */
     size_t nalerts;
     int64_t cursor;          /* RULES_PROGRESS: the last reading seq the rules have seen */
     bool created;            /* out, RULE_PUT: the rule did not exist before */

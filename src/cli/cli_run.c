@@ -223,7 +223,7 @@ int op_cli_run(int argc, char **argv)
     struct op_http *http = NULL;
     /* Rules are loaded, and firing alerts seeded, before readings flow. */
     struct op_rules_runner *rules = NULL;
-    if ((rc = op_rules_runner_start(&rules, store)) != OP_OK) {
+    if ((rc = op_rules_runner_start(&rules, store, NULL)) != OP_OK) {
         close(listen_fd);
         op_store_close(store);
         op_cli_security_fini(&sec);

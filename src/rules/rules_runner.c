@@ -44,6 +44,7 @@ struct op_rules_runner {
     struct op_store_reader *rd;
     struct op_rules *eng;
     struct op_rules_sink sink;
+    struct op_rules_runner_opts opts;
     pthread_t thread;
     bool started;
 
@@ -146,6 +147,8 @@ static int flush(struct op_rules_runner *rr, bool force)
     if (rc == OP_OK) {
         rr->persisted = rr->cursor;
         rr->persisted_at_ms = now;
+        if (rr->opts.publish && rr->nalerts > 0)
+            rr->opts.publish(rr->opts.publish_ctx, rr->alerts, rr->nalerts);
     } else {
         OP_ERROR(RUNNER_SUB, "cannot store %zu alert event(s) and the cursor: %s", rr->nalerts,
                  op_err_str(rc));
@@ -364,13 +367,16 @@ static double lag_gauge(void *ctx)
     return (double)atomic_load(&((struct op_rules_runner *)ctx)->lag);
 }
 
-int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store)
+int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
+                          const struct op_rules_runner_opts *opts)
 {
     *out = NULL;
     struct op_rules_runner *rr = op_calloc(1, sizeof(*rr));
     if (!rr)
         return OP_ENOMEM;
     rr->store = store;
+    if (opts)
+        rr->opts = *opts;
     rr->sink = (struct op_rules_sink){ .alert = on_alert, .ctx = rr };
     pthread_mutex_init(&rr->mu, NULL);
     pthread_cond_init(&rr->cv, NULL);

@@ -109,7 +109,7 @@ static int progress(struct op_store *s, struct op_store_write *w)
 {
     sqlite3_stmt *st = s->wstmt[W_ALERT_ADD];
     for (size_t i = 0; i < w->nalerts; i++) {
-        const struct op_store_alert *a = &w->alerts[i];
+        struct op_store_alert *a = &w->alerts[i];
         sqlite3_bind_text(st, 1, a->rule, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, a->sensor, (int)a->sensor_len, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, a->kind, -1, SQLITE_STATIC);
@@ -125,6 +125,7 @@ static int progress(struct op_store *s, struct op_store_write *w)
         sqlite3_clear_bindings(st);
         if (rc != OP_OK)
             return rc;
+        a->id = sqlite3_last_insert_rowid(s->wdb);
     }
     if (w->cursor < 0)
         return OP_OK;
