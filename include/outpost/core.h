@@ -74,6 +74,19 @@ struct op_config_list {
     } items[OP_CONFIG_LIST_MAX];
 };
 
+/* [rule.NAME] sections: their `key = value` lines, in file order, for the
+ * rule engine to validate (core does not know rules). */
+#define OP_CONFIG_RULE_LINES 256
+struct op_config_rules {
+    int n;
+    struct op_config_rule_line {
+        char name[65]; /* NAME of [rule.NAME] */
+        char key[32];
+        char value[192];
+        long line;
+    } items[OP_CONFIG_RULE_LINES];
+};
+
 /* The effective configuration. Every field has an entry in the key table
  * in core_config.c, which holds its default, bounds and help. */
 struct op_config {
@@ -102,6 +115,7 @@ struct op_config {
     struct op_config_list auth_cert_roles; /* auth.cert_role = CN ROLE (repeats) */
     int64_t auth_max_failures;  /* auth.max_failures per address per window */
     int64_t auth_failure_window_ms; /* auth.failure_window */
+    struct op_config_rules rules; /* [rule.NAME] sections (not reloadable) */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 

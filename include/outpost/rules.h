@@ -183,6 +183,13 @@ int op_rules_remove(struct op_rules *eng, const char *name, size_t len,
 const struct op_rules_def *op_rules_get(const struct op_rules *eng, const char *name, size_t len);
 /* How many rules the engine holds (O(1)). */
 size_t op_rules_count(const struct op_rules *eng);
+/* Whether any rule selects the sensor name[0..len). */
+bool op_rules_selects_any(const struct op_rules *eng, const char *name, size_t len);
+/* How far back (in reading time) readings still shape the rules' state:
+ * the longest of open window + grace, rate span, and `for` hold. Readings
+ * older than the newest minus this can be skipped when rebuilding state
+ * after a restart (anomaly baselines excepted: they learn from any). */
+int64_t op_rules_history_ms(const struct op_rules *eng);
 /* Calls fn for each rule, in the order they were added; returns the count. */
 typedef void op_rules_def_fn(void *ctx, const struct op_rules_def *def);
 size_t op_rules_each(const struct op_rules *eng, op_rules_def_fn *fn, void *ctx);
@@ -291,9 +298,27 @@ struct op_store_alert;
  * for long (it delays the rules, not ingest): copy and hand off. */
 typedef void op_rules_publish_fn(void *ctx, const struct op_store_alert *events, size_t n);
 
+/* A rule of the config file's [rule.NAME] sections, validated. */
+struct op_rules_config_rule {
+    char name[OP_RULES_NAME_MAX + 1];
+    char *text; /* canonical definition text (op_rules_def_format) */
+};
+struct op_config;
+/* Validates every [rule.NAME] section of cfg; *out (free with
+ * op_rules_config_free) gets them in file order. A bad one: OP_EINVAL with
+ * d naming the file, the line of the offending key and the reason. */
+int op_rules_config_parse(const struct op_config *cfg, struct op_rules_config_rule **out,
+                          size_t *n, struct op_diag *d);
+void op_rules_config_free(struct op_rules_config_rule *rules, size_t n);
+
 struct op_rules_runner_opts {
     op_rules_publish_fn *publish; /* NULL: events are only stored */
     void *publish_ctx;
+    /* The config file's rules. At start the store's rules from the config
+     * are made these (put when new or changed, deleted when gone); rules
+     * from the API are left alone, and the API cannot change these. */
+    const struct op_rules_config_rule *config_rules;
+    size_t nconfig_rules;
 };
 
 /* opts may be NULL. */

@@ -87,6 +87,12 @@ struct op_store_alert {
     int64_t since, fired_at, ts;
 };
 
+/* A reading marked important by a rule (its seq, and its ts so that
+ * retention can trim marks with the readings). */
+struct op_store_mark {
+    int64_t seq, ts;
+};
+
 struct op_store_write;
 /* Called exactly once per accepted write, on the writer thread, with
  * w->rc set: OP_OK (committed), OP_ENOSPC (storage full; nothing of this
@@ -108,8 +114,23 @@ struct op_store_write {
     const char *rule_text;   /* RULE_PUT: the canonical definition text */
     struct op_store_alert *alerts; /* RULES_PROGRESS: may be NULL when nalerts is 0; ids set on commit */
     size_t nalerts;
+    /* RULES_PROGRESS: derived readings (window aggregates) appended as
+     * readings of derived sensors, which op_store_read_since never returns
+     * (rules do not feed on their own output); important[i] != 0 marks
+     * readings[i] important (may be NULL). */
+    const struct op_reading *derived;
+    const uint8_t *derived_important;
+    size_t nderived;
+    /* RULES_PROGRESS: readings a rule marked important, for the uplink. */
+    const struct op_store_mark *marks;
+    size_t nmarks;
     int64_t cursor;          /* RULES_PROGRESS: the last reading seq the rules have seen */
     bool created;            /* out, RULE_PUT: the rule did not exist before */
+    /* RULE_*: the write comes from the config file's [rule.NAME] sections.
+     * Rules from there are changed only from there: an API write (false)
+     * to one sets rule_locked and rc OP_EINVAL, and the group goes on. */
+    bool rule_config;
+    bool rule_locked;
     op_store_done_fn *done;
     void *ctx;
     int rc;
@@ -230,6 +251,7 @@ struct op_rule_info {
     const char *name;
     const char *text; /* canonical definition text, `key = value` lines */
     int64_t updated_at;
+    bool from_config; /* defined in the config file, not over the API */
 };
 typedef int op_rule_fn(void *ctx, const struct op_rule_info *ri);
 /* All rules by name; or one (OP_ENOTFOUND when there is none). */

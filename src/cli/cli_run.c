@@ -172,6 +172,9 @@ static void drain(struct op_http *http, struct op_rules_runner *rules, struct op
     op_http_stop(http);
 }
 
+static int serve(const struct op_config *cfg_, const char *config_path,
+                 const struct op_rules_runner_opts *ro);
+
 int op_cli_run(int argc, char **argv)
 {
     struct op_config cfg;
@@ -179,10 +182,32 @@ int op_cli_run(int argc, char **argv)
     int rc = load_config(argc, argv, &cfg, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
-    if (a.print) {
-        op_config_print(&cfg, stdout);
-        return 0;
+    /* Rules of the config file are checked with the rest of it, before
+     * anything starts. */
+    struct op_rules_runner_opts ro = { 0 };
+    struct op_rules_config_rule *crules = NULL;
+    struct op_diag d;
+    op_diag_clear(&d);
+    if (op_rules_config_parse(&cfg, &crules, &ro.nconfig_rules, &d) != OP_OK) {
+        op_cli_report(&d);
+        return 2;
     }
+    ro.config_rules = crules;
+    if (a.print)
+        op_config_print(&cfg, stdout);
+    else
+        rc = serve(&cfg, a.config, &ro);
+    op_rules_config_free(crules, ro.nconfig_rules);
+    return rc;
+}
+
+/* Binds, drops root, opens the store, starts the rules and the server,
+ * and runs until SIGTERM/SIGINT; SIGHUP reloads config_path. */
+static int serve(const struct op_config *cfg_, const char *config_path,
+                 const struct op_rules_runner_opts *ro)
+{
+    int rc;
+    struct op_config cfg = *cfg_;
     op_log_set_level((enum op_log_level)cfg.log_level);
     struct cli_security sec;
     if ((rc = op_cli_security_load(&sec, &cfg)) != 0)
@@ -223,7 +248,7 @@ int op_cli_run(int argc, char **argv)
     struct op_http *http = NULL;
     /* Rules are loaded, and firing alerts seeded, before readings flow. */
     struct op_rules_runner *rules = NULL;
-    if ((rc = op_rules_runner_start(&rules, store, NULL)) != OP_OK) {
+    if ((rc = op_rules_runner_start(&rules, store, ro)) != OP_OK) {
         close(listen_fd);
         op_store_close(store);
         op_cli_security_fini(&sec);
@@ -252,7 +277,7 @@ int op_cli_run(int argc, char **argv)
     for (;;) {
         int sig = op_signals_wait(1000);
         if (sig == SIGHUP)
-            reload(a.config, &cfg);
+            reload(config_path, &cfg);
         else if (sig == SIGTERM || sig == SIGINT)
             break;
     }

@@ -255,9 +255,41 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* A line of a [rule.NAME] section, kept as text: the rules subsystem
+ * validates whole definitions (and names the line of a bad key). */
+static int rule_line(struct load_ctx *lc, const char *rule, const char *key, const char *value)
+{
+    struct op_config_rules *rs = &lc->cfg->rules;
+    lc->d->line = lc->line;
+    if (rs->n >= OP_CONFIG_RULE_LINES) {
+        op_diag_set(lc->d, "invalid_config",
+                    "more than %d lines in [rule.*] sections; add further rules over the API",
+                    OP_CONFIG_RULE_LINES);
+        return OP_EINVAL;
+    }
+    struct op_config_rule_line *l = &rs->items[rs->n];
+    if (!rule[0] || strlen(rule) >= sizeof l->name || strlen(key) >= sizeof l->key ||
+        strlen(value) >= sizeof l->value) {
+        op_diag_set(lc->d, "invalid_config",
+                    "rule name (1-64 bytes), key or value (under 192 bytes) too long in"
+                    " [rule.%.64s]", rule);
+        return OP_EINVAL;
+    }
+    snprintf(l->name, sizeof l->name, "%s", rule);
+    snprintf(l->key, sizeof l->key, "%s", key);
+    snprintf(l->value, sizeof l->value, "%s", value);
+    l->line = lc->line;
+    rs->n++;
+    return OP_OK;
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct load_ctx *lc = user;
+    if (!strncmp(section, "rule.", 5)) {
+        lc->rc = rule_line(lc, section + 5, name, value);
+        return lc->rc == OP_OK;
+    }
     char full[128];
     if (section[0])
         snprintf(full, sizeof full, "%s.%s", section, name);
@@ -378,6 +410,12 @@ void op_config_print(const struct op_config *cfg, FILE *out)
             cur_len = slen;
         }
         print_key(cfg, k, dot ? dot + 1 : k->name, out);
+    }
+    const struct op_config_rules *rs = &cfg->rules;
+    for (int i = 0; i < rs->n; i++) {
+        if (i == 0 || strcmp(rs->items[i].name, rs->items[i - 1].name))
+            fprintf(out, "\n[rule.%s]\n", rs->items[i].name);
+        fprintf(out, "%s = %s\n", rs->items[i].key, rs->items[i].value);
     }
 }
 

@@ -46,7 +46,16 @@ static void write_rule(struct http_json *j, const struct op_rule_info *ri)
     http__json_obj_close(j);
     http__json_key(j, "updated_at");
     http__json_int(j, ri->updated_at);
+    http__json_key(j, "origin");
+    http__json_str(j, ri->from_config ? "config" : "api", ri->from_config ? 6 : 3);
     http__json_obj_close(j);
+}
+
+/* An API write met a rule of the config file: 409, change it there. */
+static void reply_locked(struct http_req *r, const char *name)
+{
+    http__reply_errorf(r, 409, "rule_in_config", "name",
+                       "rule '%.64s' is defined in the config file; change it there", name);
 }
 
 static void reply_rule(struct http_req *r, unsigned status, const struct op_rule_info *ri)
@@ -67,10 +76,12 @@ static void reply_rule(struct http_req *r, unsigned status, const struct op_rule
 static void put_done(struct op_store_write *w)
 {
     struct http_req *r = w->ctx;
-    if (w->rc) {
+    if (w->rule_locked) {
+        reply_locked(r, w->rule_name);
+    } else if (w->rc) {
         http__reply_store_error(r, w->rc);
     } else {
-        struct op_rule_info ri = { w->rule_name, w->rule_text, w->updated_at };
+        struct op_rule_info ri = { w->rule_name, w->rule_text, w->updated_at, false };
         reply_rule(r, w->created ? 201 : 200, &ri);
     }
     http__resume(r);
@@ -143,7 +154,9 @@ void http__h_rule_get(struct http_req *r)
 static void delete_done(struct op_store_write *w)
 {
     struct http_req *r = w->ctx;
-    if (w->rc == OP_ENOTFOUND)
+    if (w->rule_locked)
+        reply_locked(r, w->rule_name);
+    else if (w->rc == OP_ENOTFOUND)
         http__reply_errorf(r, 404, "rule_not_found", "name", "no rule '%.64s'", w->rule_name);
     else if (w->rc)
         http__reply_store_error(r, w->rc);

@@ -618,3 +618,32 @@ const char *op_rules_cause_name(enum op_rules_cause c)
     }
     return "unknown";
 }
+
+bool op_rules_selects_any(const struct op_rules *eng, const char *name, size_t len)
+{
+    for (size_t i = 0; i < eng->max_rules; i++)
+        if (eng->rules[i] && rules__rule_selects(eng->rules[i], name, len))
+            return true;
+    return false;
+}
+
+int64_t op_rules_history_ms(const struct op_rules *eng)
+{
+    int64_t h = 0;
+    for (size_t i = 0; i < eng->max_rules; i++) {
+        const struct rules__rule *r = eng->rules[i];
+        if (!r)
+            continue;
+        const struct op_rules_def *d = &r->def;
+        /* A window: the open one and the grace; a rate: the span and the
+         * sample spacing (span/8); a hold: its duration. */
+        int64_t need = d->for_ms;
+        if (d->kind == OP_RULES_WINDOW)
+            need += d->window_ms + d->grace_ms;
+        else if (d->kind == OP_RULES_RATE)
+            need += d->span_ms + d->span_ms / 8;
+        if (need > h)
+            h = need;
+    }
+    return h;
+}

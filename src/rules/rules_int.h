@@ -271,4 +271,48 @@ static inline int64_t rules__sub_sat(int64_t a, int64_t b)
     return a - b;
 }
 
+/* ---- the runner's unstored output (rules_pending.c) -------------------- */
+
+#include "outpost/core.h"
+#include "outpost/store.h"
+
+#define RULES__PENDING_ALERTS 1024
+#define RULES__PENDING_DERIVED 1024
+#define RULES__PENDING_MARKS 4096
+
+struct rules__pending {
+    struct op_store_alert alerts[RULES__PENDING_ALERTS];
+    char *alert_mem[RULES__PENDING_ALERTS]; /* rule + sensor of each, NUL-separated */
+    size_t nalerts;
+    struct op_reading derived[RULES__PENDING_DERIVED];
+    char derived_names[RULES__PENDING_DERIVED][128];
+    uint8_t derived_important[RULES__PENDING_DERIVED];
+    bool any_important;
+    size_t nderived;
+    struct op_store_mark marks[RULES__PENDING_MARKS];
+    size_t nmarks;
+    struct op_counter *c_alerts, *c_derived, *c_marks; /* dropped, by what */
+};
+
+void rules__pending_init(struct rules__pending *p, struct op_counter *dropped_alerts,
+                         struct op_counter *dropped_derived, struct op_counter *dropped_marks);
+/* Copy one engine output (strings are borrowed by the callbacks). */
+void rules__pending_alert(struct rules__pending *p, const struct op_rules_alert *a);
+void rules__pending_derived(struct rules__pending *p, const struct op_rules_derived *d);
+void rules__pending_mark(struct rules__pending *p, int64_t seq, int64_t ts);
+bool rules__pending_half_full(const struct rules__pending *p);
+bool rules__pending_empty(const struct rules__pending *p);
+/* Points w's RULES_PROGRESS fields at the buffers (valid until clear). */
+void rules__pending_fill(struct rules__pending *p, struct op_store_write *w);
+/* Empties the buffers; stored false counts everything as dropped. */
+void rules__pending_clear(struct rules__pending *p, bool stored);
+
+/* ---- rebuilding state after a restart (rules_replay.c) --------------- */
+
+struct op_store_reader;
+/* Feeds eng, with no sink, the recent readings (op_rules_history_ms before
+ * each selected sensor's newest) with seq <= upto_seq. */
+int rules__replay(struct op_rules *eng, struct op_store_reader *rd, int64_t upto_seq,
+                  int64_t *replayed);
+
 #endif

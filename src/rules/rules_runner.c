@@ -9,7 +9,7 @@
  * second. Alert events and the cursor are written back in one
  * RULES_PROGRESS write, so after a crash the runner resumes exactly after
  * the readings whose events are stored. Memory is bounded by the batch and
- * by RUNNER_ALERTS_MAX pending events; a runner that falls behind reads
+ * by the pending output (rules_pending.c); a runner that falls behind reads
  * the backlog from the store's log, where compaction leaves it, up to the
  * store's limit (STORE_COMPACT_HOLD_MAX rows); past that it counts what it
  * skipped (outpost_rules_skipped_readings_total). Rules live in the store (PUT
@@ -27,7 +27,6 @@
 
 #define RUNNER_SUB "rules"
 #define RUNNER_BATCH 1024
-#define RUNNER_ALERTS_MAX 1024
 #define RUNNER_TICK_MS 1000
 /* The cursor alone is persisted at most this often: a crash re-evaluates
  * at most this much (rules state is rebuilt from it, no event is repeated
@@ -57,16 +56,15 @@ struct op_rules_runner {
 
     struct op_reading batch[RUNNER_BATCH];
     char names[RUNNER_BATCH][OP_RULES_SENSOR_MAX];
+    int64_t seqs[RUNNER_BATCH];
     size_t nbatch;
     int64_t batch_first, batch_last;
 
-    struct op_store_alert alerts[RUNNER_ALERTS_MAX];
-    char *alert_mem[RUNNER_ALERTS_MAX]; /* rule + sensor of each, NUL-separated */
-    size_t nalerts;
+    struct rules__pending out;
     struct op_store_write w;
 
     struct op_rules_stats last; /* the snapshot the counters were last advanced to */
-    struct op_counter *c_evals, *c_fired, *c_resolved, *c_dropped, *c_skipped;
+    struct op_counter *c_evals, *c_fired, *c_resolved, *c_skipped;
     _Atomic int64_t lag;
 };
 
@@ -74,35 +72,20 @@ struct op_rules_runner {
 
 static void on_alert(void *ctx, const struct op_rules_alert *a)
 {
+    rules__pending_alert(&((struct op_rules_runner *)ctx)->out, a);
+}
+
+static void on_derived(void *ctx, const struct op_rules_derived *d)
+{
+    rules__pending_derived(&((struct op_rules_runner *)ctx)->out, d);
+}
+
+static void on_important(void *ctx, size_t index, const struct op_reading *r, const char *rule)
+{
+    (void)rule;
     struct op_rules_runner *rr = ctx;
-    if (rr->nalerts >= RUNNER_ALERTS_MAX) {
-        op_counter_add(rr->c_dropped, 1);
-        return;
-    }
-    size_t rlen = strlen(a->rule);
-    char *m = op_malloc(rlen + 1 + a->sensor_len + 1);
-    if (!m) {
-        op_counter_add(rr->c_dropped, 1);
-        return;
-    }
-    memcpy(m, a->rule, rlen + 1);
-    memcpy(m + rlen + 1, a->sensor, a->sensor_len);
-    m[rlen + 1 + a->sensor_len] = '\0';
-    rr->alert_mem[rr->nalerts] = m;
-    rr->alerts[rr->nalerts++] = (struct op_store_alert){
-        .rule = m,
-        .sensor = m + rlen + 1,
-        .sensor_len = a->sensor_len,
-        .kind = op_rules_kind_name(a->kind),
-        .state = op_rules_state_name(a->state),
-        .severity = a->severity,
-        .cause = op_rules_cause_name(a->cause),
-        .value = a->value,
-        .threshold = a->threshold,
-        .since = a->since,
-        .fired_at = a->fired_at,
-        .ts = a->ts,
-    };
+    if (index < rr->nbatch)
+        rules__pending_mark(&rr->out, rr->seqs[index], r->ts);
 }
 
 /* ---- writing progress --------------------------------------------------- */
@@ -116,17 +99,9 @@ static void progress_done(struct op_store_write *w)
     pthread_mutex_unlock(&rr->mu);
 }
 
-/* Writes the pending alerts and the cursor and waits for the commit. The
- * runner's own thread waits here, never the HTTP thread or the writer. */
-static int flush(struct op_rules_runner *rr, bool force)
+/* Submits rr->w and waits for its commit; returns its outcome. */
+static int write_wait(struct op_rules_runner *rr)
 {
-    int64_t now = op_time_now_ms();
-    if (rr->nalerts == 0 &&
-        (rr->cursor == rr->persisted || (!force && now - rr->persisted_at_ms < RUNNER_PERSIST_MS)))
-        return OP_OK;
-    rr->w = (struct op_store_write){ .op = OP_STORE_RULES_PROGRESS, .alerts = rr->alerts,
-                                     .nalerts = rr->nalerts, .cursor = rr->cursor,
-                                     .done = progress_done, .ctx = rr };
     int rc;
     for (int tries = 0;; tries++) {
         rr->wdone = false;
@@ -137,26 +112,39 @@ static int flush(struct op_rules_runner *rr, bool force)
         struct timespec ts = { 0, 5 * 1000000 };
         nanosleep(&ts, NULL);
     }
-    if (rc == OP_OK) {
-        pthread_mutex_lock(&rr->mu);
-        while (!rr->wdone)
-            pthread_cond_wait(&rr->cv, &rr->mu);
-        pthread_mutex_unlock(&rr->mu);
-        rc = rr->w.rc;
-    }
+    if (rc != OP_OK)
+        return rc;
+    pthread_mutex_lock(&rr->mu);
+    while (!rr->wdone)
+        pthread_cond_wait(&rr->cv, &rr->mu);
+    pthread_mutex_unlock(&rr->mu);
+    return rr->w.rc;
+}
+
+/* Writes the pending alerts and the cursor and waits for the commit. The
+ * runner's own thread waits here, never the HTTP thread or the writer. */
+static int flush(struct op_rules_runner *rr, bool force)
+{
+    int64_t now = op_time_now_ms();
+    if (rules__pending_empty(&rr->out) &&
+        (rr->cursor == rr->persisted || (!force && now - rr->persisted_at_ms < RUNNER_PERSIST_MS)))
+        return OP_OK;
+    rr->w = (struct op_store_write){ .op = OP_STORE_RULES_PROGRESS, .cursor = rr->cursor,
+                                     .done = progress_done, .ctx = rr };
+    rules__pending_fill(&rr->out, &rr->w);
+    int rc = write_wait(rr);
     if (rc == OP_OK) {
         rr->persisted = rr->cursor;
         rr->persisted_at_ms = now;
-        if (rr->opts.publish && rr->nalerts > 0)
-            rr->opts.publish(rr->opts.publish_ctx, rr->alerts, rr->nalerts);
+        if (rr->opts.publish && rr->out.nalerts > 0)
+            rr->opts.publish(rr->opts.publish_ctx, rr->out.alerts, rr->out.nalerts);
     } else {
-        OP_ERROR(RUNNER_SUB, "cannot store %zu alert event(s) and the cursor: %s", rr->nalerts,
-                 op_err_str(rc));
-        op_counter_add(rr->c_dropped, rr->nalerts);
+        OP_ERROR(RUNNER_SUB,
+                 "cannot store %zu alert event(s), %zu derived reading(s), %zu mark(s) and the"
+                 " cursor: %s",
+                 rr->out.nalerts, rr->out.nderived, rr->out.nmarks, op_err_str(rc));
     }
-    for (size_t i = 0; i < rr->nalerts; i++)
-        op_free(rr->alert_mem[i]);
-    rr->nalerts = 0;
+    rules__pending_clear(&rr->out, rc == OP_OK);
     return rc;
 }
 
@@ -241,6 +229,73 @@ out:
     return rc;
 }
 
+/* ---- rules from the config file ------------------------------------------ */
+
+struct stored {
+    struct op_rules_runner *rr;
+    int rc;
+};
+
+static const struct op_rules_config_rule *config_rule(const struct op_rules_runner *rr,
+                                                      const char *name)
+{
+    for (size_t i = 0; i < rr->opts.nconfig_rules; i++)
+        if (!strcmp(rr->opts.config_rules[i].name, name))
+            return &rr->opts.config_rules[i];
+    return NULL;
+}
+
+static int rule_write(struct op_rules_runner *rr, enum op_store_op op, const char *name,
+                      const char *text)
+{
+    rr->w = (struct op_store_write){ .op = op, .rule_name = name, .rule_text = text,
+                                     .updated_at = op_time_now_ms(), .rule_config = true,
+                                     .done = progress_done, .ctx = rr };
+    int rc = write_wait(rr);
+    if (rc != OP_OK)
+        OP_ERROR(RUNNER_SUB, "cannot %s rule %s of the config file: %s",
+                 op == OP_STORE_RULE_PUT ? "store" : "delete", name, op_err_str(rc));
+    return rc;
+}
+
+/* A stored rule from the config file that the file no longer has goes. */
+static int drop_stale(void *ctx, const struct op_rule_info *ri)
+{
+    struct stored *st = ctx;
+    if (ri->from_config && !config_rule(st->rr, ri->name))
+        st->rc = rule_write(st->rr, OP_STORE_RULE_DELETE, ri->name, NULL);
+    return st->rc != OP_OK;
+}
+
+static int stored_text(void *ctx, const struct op_rule_info *ri)
+{
+    char **text = ctx;
+    *text = ri->from_config ? op_strndup(ri->text, strlen(ri->text)) : NULL;
+    return 0;
+}
+
+/* Makes the store's config rules those of the file; an API rule of the
+ * same name is replaced (the file wins, and owns the rule from then on). */
+static int config_sync(struct op_rules_runner *rr)
+{
+    struct stored st = { rr, OP_OK };
+    int rc = op_store_list_rules(rr->rd, drop_stale, &st);
+    if (rc < 0 || st.rc != OP_OK)
+        return rc < 0 ? rc : st.rc;
+    for (size_t i = 0; i < rr->opts.nconfig_rules; i++) {
+        const struct op_rules_config_rule *c = &rr->opts.config_rules[i];
+        char *text = NULL;
+        rc = op_store_get_rule(rr->rd, c->name, stored_text, &text);
+        if (rc < 0 && rc != OP_ENOTFOUND)
+            return rc;
+        bool same = text && !strcmp(text, c->text);
+        op_free(text);
+        if (!same && (rc = rule_write(rr, OP_STORE_RULE_PUT, c->name, c->text)) != OP_OK)
+            return rc;
+    }
+    return OP_OK;
+}
+
 /* Firing alerts from before a restart are marked firing again, so they do
  * not fire a second time; one whose rule is gone is resolved here. */
 static int seed_one(void *ctx, const struct op_store_alert *sa)
@@ -259,7 +314,7 @@ static int seed_one(void *ctx, const struct op_store_alert *sa)
         for (int k = OP_RULES_THRESHOLD; k <= OP_RULES_SILENCE; k++)
             if (!strcmp(op_rules_kind_name((enum op_rules_kind)k), sa->kind))
                 a.kind = (enum op_rules_kind)k;
-        on_alert(rr, &a);
+        rules__pending_alert(&rr->out, &a);
     }
     return 0;
 }
@@ -273,6 +328,7 @@ static int take_row(void *ctx, int64_t seq, const struct op_reading *r)
     uint32_t len = r->sensor_len < OP_RULES_SENSOR_MAX ? r->sensor_len : OP_RULES_SENSOR_MAX;
     memcpy(rr->names[i], r->sensor, len);
     rr->batch[i] = (struct op_reading){ rr->names[i], len, r->ts, r->value };
+    rr->seqs[i] = seq;
     if (i == 0)
         rr->batch_first = seq;
     rr->batch_last = seq;
@@ -308,9 +364,9 @@ static void catch_up(struct op_rules_runner *rr)
         }
         op_rules_eval(rr->eng, rr->batch, rr->nbatch, &rr->sink);
         rr->cursor = rr->batch_last;
-        /* Keep the pending events bounded: write them before the buffer
-         * can overflow on the next batch. */
-        if (rr->nalerts > RUNNER_ALERTS_MAX / 2)
+        /* Keep the pending output bounded: write it before a buffer can
+         * overflow on the next batch. */
+        if (rules__pending_half_full(&rr->out))
             flush(rr, true);
         if (n < RUNNER_BATCH)
             break;
@@ -377,7 +433,8 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
     rr->store = store;
     if (opts)
         rr->opts = *opts;
-    rr->sink = (struct op_rules_sink){ .alert = on_alert, .ctx = rr };
+    rr->sink = (struct op_rules_sink){ .alert = on_alert, .derived = on_derived,
+                                       .important = on_important, .ctx = rr };
     pthread_mutex_init(&rr->mu, NULL);
     pthread_cond_init(&rr->cv, NULL);
     rr->c_evals = op_metrics_counter("outpost_rules_evaluations_total", NULL,
@@ -386,8 +443,15 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
                                      "alert events by state");
     rr->c_resolved = op_metrics_counter("outpost_rules_alerts_total", "state=\"resolved\"",
                                         "alert events by state");
-    rr->c_dropped = op_metrics_counter("outpost_rules_alerts_dropped_total", NULL,
-                                       "alert events that could not be stored");
+    rules__pending_init(
+        &rr->out,
+        op_metrics_counter("outpost_rules_alerts_dropped_total", NULL,
+                           "alert events that could not be stored"),
+        op_metrics_counter("outpost_rules_derived_dropped_total", NULL,
+                           "derived readings not stored (name over 128 bytes, or the store"
+                           " failed)"),
+        op_metrics_counter("outpost_rules_marks_dropped_total", NULL,
+                           "important marks that could not be stored"));
     rr->c_skipped = op_metrics_counter("outpost_rules_skipped_readings_total", NULL,
                                        "committed readings the rules never evaluated because"
                                        " the runner fell too far behind");
@@ -396,20 +460,27 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
 
     int rc = op_store_reader_open(store, &rr->rd);
     if (rc == OP_OK)
+        rc = config_sync(rr);
+    if (rc == OP_OK)
         rc = op_rules_create(&rr->eng, NULL);
     if (rc == OP_OK)
         rc = reload(rr);
+    int64_t seq = 0, cursor = -1, replayed = 0;
+    if (rc == OP_OK)
+        rc = op_store_rules_marks(rr->rd, &seq, &cursor);
+    /* A first start does not evaluate the history: rules begin with the
+     * readings committed from now on. A restart rebuilds the state the
+     * readings up to the cursor left, then seeds the alerts still firing. */
+    if (rc == OP_OK && cursor >= 0)
+        rc = rules__replay(rr->eng, rr->rd, cursor, &replayed);
     if (rc == OP_OK) {
         rc = op_store_firing_alerts(rr->rd, seed_one, rr);
         rc = rc < 0 ? rc : OP_OK;
     }
-    int64_t seq = 0, cursor = -1;
-    if (rc == OP_OK)
-        rc = op_store_rules_marks(rr->rd, &seq, &cursor);
     if (rc != OP_OK)
         goto fail;
-    /* A first start does not evaluate the history: rules begin with the
-     * readings committed from now on. */
+    if (replayed > 0)
+        OP_INFO(RUNNER_SUB, "rule state rebuilt from %lld stored reading(s)", (long long)replayed);
     rr->cursor = cursor >= 0 ? cursor : seq;
     rr->persisted = cursor;
     rr->tick_at_ms = op_time_now_ms();
@@ -446,8 +517,7 @@ void op_rules_runner_stop(struct op_rules_runner *rr)
         pthread_mutex_unlock(&rr->mu);
         pthread_join(rr->thread, NULL);
     }
-    for (size_t i = 0; i < rr->nalerts; i++)
-        op_free(rr->alert_mem[i]);
+    rules__pending_clear(&rr->out, true);
     op_rules_destroy(rr->eng);
     op_store_reader_close(rr->rd);
     pthread_mutex_destroy(&rr->mu);

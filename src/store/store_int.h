@@ -135,6 +135,10 @@ enum store_wstmt {
     W_RULE_DELETE,
     W_ALERT_ADD,
     W_CURSOR_SET,
+    W_DERIVED_FLAG,
+    W_LOG_LAST,
+    W_MARK_ADD,
+    W_MARKS_TRIM,
     W_STMT_COUNT
 };
 
@@ -255,6 +259,9 @@ int64_t store__db_bytes_now(struct op_store *s);
 
 /* ---- store_writer.c ---------------------------------------------------- */
 
+/* Bytes readings[0..n) hold in the queue, or 0 when one is invalid (no
+ * sensor, a name over STORE_SENSOR_MAX, a value that is not finite). */
+size_t store__readings_bytes(const struct op_reading *rd, size_t n);
 int store__writer_prepare(struct op_store *s);
 void store__writer_finalize(struct op_store *s);
 int store__writer_start(struct op_store *s);
@@ -300,6 +307,9 @@ int store__rules_hold_load(struct op_store *s);
  * the group's rule writes; true when rules were put or deleted. Writer
  * thread. */
 bool store__rules_committed(struct op_store *s, const struct op_store_write *group);
+/* After retention deleted readings: drops the marks older than every
+ * remaining reading. Writer thread, inside the step's transaction. */
+int store__rules_trim_marks(struct op_store *s);
 /* Bytes a rules write holds (0: invalid). */
 size_t store__rules_write_bytes(const struct op_store_write *w);
 

@@ -90,7 +90,8 @@ static const char *const migrations[] = {
     "CREATE TABLE rules("
     "  name TEXT PRIMARY KEY,"
     "  definition TEXT NOT NULL,"
-    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "  updated_at INTEGER NOT NULL,"
+    "  origin TEXT NOT NULL DEFAULT 'api') WITHOUT ROWID;"
     "CREATE TABLE alerts("
     "  id INTEGER PRIMARY KEY,"
     "  rule TEXT NOT NULL,"
@@ -104,7 +105,13 @@ static const char *const migrations[] = {
     "  since INTEGER NOT NULL,"
     "  fired_at INTEGER NOT NULL,"
     "  ts INTEGER NOT NULL);"
-    "CREATE INDEX alerts_rule_sensor ON alerts(rule, sensor, id);",
+    "CREATE INDEX alerts_rule_sensor ON alerts(rule, sensor, id);"
+    /* Derived sensors (window rules' output) are readings like any other
+     * but never go back into the rules. marks: readings a rule marked
+     * important, by seq, for the uplink; ts lets retention trim them. */
+    "ALTER TABLE sensors ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL);"
+    "CREATE INDEX marks_ts ON marks(ts);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

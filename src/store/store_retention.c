@@ -56,8 +56,11 @@ static int step_apply(struct op_store *s, int64_t *by_age, int64_t *by_quota, bo
             }
         }
     }
-    if (*by_age + *by_quota > 0)
+    if (*by_age + *by_quota > 0) {
+        if ((rc = store__rules_trim_marks(s)) != OP_OK)
+            return rc;
         return store__exec(s->wdb, s->wstmt[W_INCR_VACUUM]);
+    }
     return OP_OK;
 }
 

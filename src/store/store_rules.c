@@ -19,14 +19,15 @@
 
 const char *const store__rules_rsql[R_STMT_COUNT] = {
     [R_SINCE] = "SELECT x.seq, n.name, x.ts, x.value FROM readings_log x"
-                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1 ORDER BY x.seq LIMIT ?2",
+                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1 AND n.derived = 0"
+                " ORDER BY x.seq LIMIT ?2",
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
     [R_MARKS] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1) - 1,"
                 " coalesce((SELECT max(seq) FROM readings_log), 0)),"
                 " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)",
-    [R_RULES] = "SELECT name, definition, updated_at FROM rules ORDER BY name",
-    [R_RULE_GET] = "SELECT name, definition, updated_at FROM rules WHERE name = ?1",
+    [R_RULES] = "SELECT name, definition, updated_at, origin FROM rules ORDER BY name",
+    [R_RULE_GET] = "SELECT name, definition, updated_at, origin FROM rules WHERE name = ?1",
     [R_ALERTS] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 ORDER BY id LIMIT ?2",
     [R_ALERTS_STATE] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 AND state = ?3"
                        " ORDER BY id LIMIT ?2",
@@ -37,16 +38,22 @@ const char *const store__rules_rsql[R_STMT_COUNT] = {
 };
 
 const char *const store__rules_wsql[W_STMT_COUNT] = {
-    [W_RULE_EXISTS] = "SELECT 1 FROM rules WHERE name = ?1",
-    [W_RULE_PUT] = "INSERT INTO rules(name, definition, updated_at) VALUES(?1, ?2, ?3)"
+    [W_RULE_EXISTS] = "SELECT origin = 'config' FROM rules WHERE name = ?1",
+    [W_RULE_PUT] = "INSERT INTO rules(name, definition, updated_at, origin) VALUES(?1, ?2, ?3, ?4)"
                    " ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,"
-                   " updated_at = excluded.updated_at",
+                   " updated_at = excluded.updated_at, origin = excluded.origin",
     [W_RULE_DELETE] = "DELETE FROM rules WHERE name = ?1",
     [W_ALERT_ADD] = "INSERT INTO alerts(rule, sensor, kind, state, severity, cause, value,"
                     " threshold, since, fired_at, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
                     " ?9, ?10, ?11)",
     [W_CURSOR_SET] = "INSERT INTO meta(key, value) VALUES('rules_cursor', ?1)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [W_DERIVED_FLAG] = "UPDATE sensors SET derived = 1 WHERE name = ?1 AND derived = 0",
+    [W_LOG_LAST] = "SELECT max(seq) FROM readings_log",
+    [W_MARK_ADD] = "INSERT OR IGNORE INTO marks(seq, ts) VALUES(?1, ?2)",
+    /* Marks older than every remaining reading mark nothing any more. */
+    [W_MARKS_TRIM] = "DELETE FROM marks WHERE ts <"
+                     " (SELECT min(first_ts) FROM sensors WHERE count > 0)",
 };
 
 /* ---- writes (writer thread) ------------------------------------------- */
@@ -72,8 +79,15 @@ size_t store__rules_write_bytes(const struct op_store_write *w)
             return 0;
         return bytes + strlen(w->rule_name);
     case OP_STORE_RULES_PROGRESS:
-        if (w->nalerts && !w->alerts)
+        if ((w->nalerts && !w->alerts) || (w->nmarks && !w->marks))
             return 0;
+        if (w->nderived) {
+            size_t rb = store__readings_bytes(w->derived, w->nderived);
+            if (rb == 0)
+                return 0;
+            bytes += rb + w->nderived;
+        }
+        bytes += w->nmarks * sizeof(*w->marks);
         for (size_t i = 0; i < w->nalerts; i++) {
             size_t b = alert_bytes(&w->alerts[i]);
             if (b == 0)
@@ -86,27 +100,109 @@ size_t store__rules_write_bytes(const struct op_store_write *w)
     }
 }
 
-static int rule_put(struct op_store *s, struct op_store_write *w)
+/* Whether the rule exists and whether it came from the config file. */
+static int rule_origin(struct op_store *s, const char *name, bool *exists, bool *config)
 {
     sqlite3_stmt *st = s->wstmt[W_RULE_EXISTS];
-    sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
-    w->created = src == SQLITE_DONE;
+    *exists = src == SQLITE_ROW;
+    *config = *exists && sqlite3_column_int(st, 0) != 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return store__err(s->wdb, src, 0);
-    st = s->wstmt[W_RULE_PUT];
-    sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, w->rule_text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, w->updated_at);
-    int rc = store__exec(s->wdb, st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
+}
+
+/* Runs RULE_PUT or RULE_DELETE unless an API write meets a config rule. */
+static int rule_write(struct op_store *s, struct op_store_write *w)
+{
+    bool exists, config;
+    int rc = rule_origin(s, w->rule_name, &exists, &config);
+    if (rc != OP_OK)
+        return rc;
+    if (config && !w->rule_config) {
+        w->rule_locked = true;
+        w->rc = OP_EINVAL; /* a per-write outcome; the group goes on */
+        return OP_OK;
+    }
+    sqlite3_stmt *st;
+    if (w->op == OP_STORE_RULE_DELETE) {
+        st = s->wstmt[W_RULE_DELETE];
+        sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
+        if (!exists)
+            w->rc = OP_ENOTFOUND;
+    } else {
+        w->created = !exists;
+        st = s->wstmt[W_RULE_PUT];
+        sqlite3_bind_text(st, 1, w->rule_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, w->rule_text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, w->updated_at);
+        sqlite3_bind_text(st, 4, w->rule_config ? "config" : "api", -1, SQLITE_STATIC);
+    }
+    rc = exists || w->op == OP_STORE_RULE_PUT ? store__exec(s->wdb, st) : OP_OK;
+    sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
 }
 
+static int mark_add(struct op_store *s, int64_t seq, int64_t ts)
+{
+    sqlite3_stmt *st = s->wstmt[W_MARK_ADD];
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, ts);
+    return store__exec(s->wdb, st);
+}
+
+/* Appends the derived readings through the layout (as readings of their
+ * own sensors, flagged derived) and marks the important ones. Seqs of one
+ * append are contiguous and end at the log's newest. */
+static int derived_append(struct op_store *s, const struct op_store_write *w)
+{
+    int rc = s->layout->append(s->layout_state, w->derived, w->nderived);
+    if (rc != OP_OK)
+        return rc;
+    sqlite3_stmt *st = s->wstmt[W_DERIVED_FLAG];
+    for (size_t i = 0; i < w->nderived; i++) {
+        const struct op_reading *r = &w->derived[i];
+        if (i > 0 && r->sensor_len == w->derived[i - 1].sensor_len &&
+            memcmp(r->sensor, w->derived[i - 1].sensor, r->sensor_len) == 0)
+            continue;
+        sqlite3_bind_text(st, 1, r->sensor, (int)r->sensor_len, SQLITE_STATIC);
+        rc = store__exec(s->wdb, st);
+        sqlite3_clear_bindings(st);
+        if (rc != OP_OK)
+            return rc;
+    }
+    if (!w->derived_important)
+        return OP_OK;
+    st = s->wstmt[W_LOG_LAST];
+    int src = sqlite3_step(st);
+    int64_t last = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return store__err(s->wdb, src, 0);
+    int64_t first = last - (int64_t)w->nderived + 1;
+    for (size_t i = 0; i < w->nderived; i++)
+        if (w->derived_important[i] &&
+            (rc = mark_add(s, first + (int64_t)i, w->derived[i].ts)) != OP_OK)
+            return rc;
+    return OP_OK;
+}
+
+int store__rules_trim_marks(struct op_store *s)
+{
+    return store__exec(s->wdb, s->wstmt[W_MARKS_TRIM]);
+}
+
 static int progress(struct op_store *s, struct op_store_write *w)
 {
+    int rc;
+    if (w->nderived && (rc = derived_append(s, w)) != OP_OK)
+        return rc;
+    for (size_t i = 0; i < w->nmarks; i++)
+        if ((rc = mark_add(s, w->marks[i].seq, w->marks[i].ts)) != OP_OK)
+            return rc;
+
     sqlite3_stmt *st = s->wstmt[W_ALERT_ADD];
     for (size_t i = 0; i < w->nalerts; i++) {
         struct op_store_alert *a = &w->alerts[i];
@@ -121,7 +217,7 @@ static int progress(struct op_store *s, struct op_store_write *w)
         sqlite3_bind_int64(st, 9, a->since);
         sqlite3_bind_int64(st, 10, a->fired_at);
         sqlite3_bind_int64(st, 11, a->ts);
-        int rc = store__exec(s->wdb, st);
+        rc = store__exec(s->wdb, st);
         sqlite3_clear_bindings(st);
         if (rc != OP_OK)
             return rc;
@@ -136,17 +232,10 @@ static int progress(struct op_store *s, struct op_store_write *w)
 
 int store__rules_apply(struct op_store *s, struct op_store_write *w)
 {
-    int rc;
     switch (w->op) {
     case OP_STORE_RULE_PUT:
-        return rule_put(s, w);
     case OP_STORE_RULE_DELETE:
-        sqlite3_bind_text(s->wstmt[W_RULE_DELETE], 1, w->rule_name, -1, SQLITE_STATIC);
-        rc = store__exec(s->wdb, s->wstmt[W_RULE_DELETE]);
-        sqlite3_clear_bindings(s->wstmt[W_RULE_DELETE]);
-        if (rc == OP_OK && sqlite3_changes(s->wdb) == 0)
-            w->rc = OP_ENOTFOUND; /* a per-write outcome; the group goes on */
-        return rc;
+        return rule_write(s, w);
     case OP_STORE_RULES_PROGRESS:
         return progress(s, w);
     default:
@@ -298,6 +387,7 @@ static int rules_rows(struct op_store_reader *r, sqlite3_stmt *st, op_rule_fn *f
             .name = (const char *)sqlite3_column_text(st, 0),
             .text = (const char *)sqlite3_column_text(st, 1),
             .updated_at = sqlite3_column_int64(st, 2),
+            .from_config = !strcmp((const char *)sqlite3_column_text(st, 3), "config"),
         };
         n++;
         if (fn(ctx, &ri))

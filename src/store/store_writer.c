@@ -18,23 +18,31 @@
 
 /* Validates w and returns the bytes it holds the submitter to keep alive,
  * which is what the queue cap accounts; 0 means invalid. */
+size_t store__readings_bytes(const struct op_reading *rd, size_t n)
+{
+    size_t bytes = 0;
+    if (!rd)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct op_reading *r = &rd[i];
+        /* SQLite stores NaN as NULL, which the NOT NULL column would
+         * refuse mid-group and fail every write in it: refuse it here. */
+        if (!r->sensor || r->sensor_len == 0 || r->sensor_len > STORE_SENSOR_MAX ||
+            !isfinite(r->value))
+            return 0;
+        bytes += sizeof(*r) + r->sensor_len;
+    }
+    return bytes;
+}
+
 static size_t write_bytes(const struct op_store_write *w)
 {
     size_t bytes = sizeof(*w);
     switch (w->op) {
-    case OP_STORE_APPEND:
-        if (w->n == 0 || !w->readings)
-            return 0;
-        for (size_t i = 0; i < w->n; i++) {
-            const struct op_reading *r = &w->readings[i];
-            /* SQLite stores NaN as NULL, which the NOT NULL column would
-             * refuse mid-group and fail every write in it: refuse it here. */
-            if (!r->sensor || r->sensor_len == 0 || r->sensor_len > STORE_SENSOR_MAX ||
-                !isfinite(r->value))
-                return 0;
-            bytes += sizeof(*r) + r->sensor_len;
-        }
-        return bytes;
+    case OP_STORE_APPEND: {
+        size_t rb = w->n == 0 ? 0 : store__readings_bytes(w->readings, w->n);
+        return rb == 0 ? 0 : bytes + rb;
+    }
     case OP_STORE_DEVICE_PUT:
         if (w->attributes)
             bytes += strlen(w->attributes);

@@ -138,3 +138,110 @@ def test_ingest_acks_unaffected_by_rules(outpost):
     wait_until(lambda: metric_value(outpost.metrics(), "outpost_rules_evaluations_total")
                >= 5 * 200 * 20, scaled(20), what="the rules to catch up")
     assert metric_value(outpost.metrics(), "outpost_rules_lag_readings") == 0
+
+
+def readings_of(d, sensor):
+    r = d.get("/v1/readings", params={"sensor": sensor, "from": 0, "limit": 100})
+    assert r.status_code == 200, r.text
+    return r.json()["readings"]
+
+
+def marks_in(data_dir):
+    """Important marks, read from the node's SQLite file (WAL: a reader sees
+    the last commit)."""
+    import sqlite3
+    db = sqlite3.connect(f"file:{data_dir}/outpost.db?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT seq FROM marks ORDER BY seq")]
+    finally:
+        db.close()
+
+
+WINDOW = {"kind": "window", "sensors": "w/temp", "window": "10s", "fns": "avg,max",
+          "important": True}
+
+
+def window_start():
+    return (now_ms() // 10000 - 10) * 10000   # a whole window, well in the past
+
+
+def test_window_writes_derived_series_that_rules_do_not_see(outpost):
+    assert outpost.put("/v1/rules/w-10s", json=WINDOW).status_code == 201
+    # A threshold over everything under w/: derived readings (w/temp:max_10s
+    # = 3) would fire it if they fed back into the rules.
+    assert outpost.put("/v1/rules/w-any", json={"kind": "threshold", "sensors": "w/*",
+                                                "above": 2.5}).status_code == 201
+    t0 = window_start()
+    for i, v in enumerate([1, 2, 3]):
+        post(outpost, "w/temp", v, t0 + 1000 * (i + 1))
+    post(outpost, "w/temp", 2, t0 + 10000)      # opens the next window: the first closes
+    avg = wait_until(lambda: readings_of(outpost, "w/temp:avg_10s") or None, scaled(10),
+                     what="the derived avg")
+    assert [(x["ts"], x["value"]) for x in avg] == [(t0, 2.0)]
+    assert [(x["ts"], x["value"]) for x in readings_of(outpost, "w/temp:max_10s")] == \
+        [(t0, 3.0)]
+    sensors = {s["sensor"] for s in outpost.get("/v1/sensors").json()["sensors"]}
+    assert {"w/temp", "w/temp:avg_10s", "w/temp:max_10s"} <= sensors
+    fired = wait_alerts(outpost, 1, "the threshold on w/temp", state="firing")
+    assert {a["sensor"] for a in alerts(outpost)} == {"w/temp"}, fired
+    # important = true on the window rule marks its derived readings.
+    assert outpost.stop() == 0
+    assert len(marks_in(outpost.data_dir)) == 2
+
+
+def test_threshold_marks_its_episode_important(outpost):
+    rule = dict(HOT, important=True)
+    assert outpost.put("/v1/rules/line1-hot", json=rule).status_code == 201
+    t = now_ms()
+    for i, v in enumerate([20, 31, 35, 24, 20]):
+        post(outpost, "line1/temp", v, t + i)
+    wait_alerts(outpost, 1, "the resolved alert", state="resolved")
+    assert outpost.stop() == 0
+    # The readings from firing to resolving (31, 35, 24), not those around.
+    assert len(marks_in(outpost.data_dir)) == 3
+
+
+def test_silent_sensor_alerts_then_resolves(outpost):
+    rule = {"kind": "silence", "sensors": "quiet/*", "silence": "1s"}
+    assert outpost.put("/v1/rules/quiet", json=rule).status_code == 201
+    post(outpost, "quiet/pump", 1, now_ms())
+    fired = wait_alerts(outpost, 1, "the silence alert", state="firing")
+    assert (fired[0]["sensor"], fired[0]["kind"]) == ("quiet/pump", "silence")
+    post(outpost, "quiet/pump", 1, now_ms())
+    wait_alerts(outpost, 1, "the silence alert resolved", state="resolved")
+
+
+def test_open_window_survives_restart(outpost):
+    rule = {"kind": "window", "sensors": "w/temp", "window": "10s", "fns": "avg,count"}
+    assert outpost.put("/v1/rules/w-10s", json=rule).status_code == 201
+    t0 = window_start()
+    post(outpost, "w/temp", 1, t0 + 1000)
+    post(outpost, "w/temp", 2, t0 + 2000)
+    wait_until(lambda: metric_value(outpost.metrics(), "outpost_rules_lag_readings") == 0,
+               scaled(10), what="the rules to see both readings")
+    assert outpost.stop() == 0
+    outpost.restart()
+    post(outpost, "w/temp", 6, t0 + 3000)
+    post(outpost, "w/temp", 0, t0 + 10000)   # closes the window
+    avg = wait_until(lambda: readings_of(outpost, "w/temp:avg_10s") or None, scaled(10),
+                     what="the derived avg")
+    # All three readings, from before and after the restart, are in the window.
+    assert [(x["ts"], x["value"]) for x in avg] == [(t0, 3.0)]
+    assert [x["value"] for x in readings_of(outpost, "w/temp:count_10s")] == [3.0]
+
+
+def test_kill9_mid_window_loses_nothing(outpost):
+    rule = {"kind": "window", "sensors": "w/temp", "window": "10s", "fns": "sum"}
+    assert outpost.put("/v1/rules/w-10s", json=rule).status_code == 201
+    t0 = window_start()
+    for i in range(1, 6):
+        post(outpost, "w/temp", i, t0 + 1000 * i)
+    outpost.kill9()
+    outpost.restart()
+    post(outpost, "w/temp", 10, t0 + 7000)
+    post(outpost, "w/temp", 0, t0 + 10000)
+    s = wait_until(lambda: readings_of(outpost, "w/temp:sum_10s") or None, scaled(10),
+                   what="the derived sum")
+    # Whether the cursor had passed them (replayed) or not (evaluated again),
+    # each reading counts once.
+    assert [x["value"] for x in s] == [25.0]
