@@ -232,6 +232,22 @@ static char *line_error(struct load_ctx *lc, const char *reason)
  * its own: the value silently cut short and its tail read as another key
  * (found by tests/fuzz/fuzz_config.c). A NUL byte would likewise hide the
  * rest of its line. Both are errors that name the line. */
+/* libinih keeps at most this many bytes of a section name and cuts the
+ * rest silently (MAX_SECTION - 1 in its ini.c, not in its header), which
+ * would turn a long [rule.NAME] into another rule's name. */
+#define INIH_SECTION_MAX 49
+
+static bool section_too_long(const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (*line != '[')
+        return false;
+    const char *end = strchr(line, ']');
+    size_t len = end ? (size_t)(end - line - 1) : strlen(line + 1);
+    return len > INIH_SECTION_MAX;
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
     struct load_ctx *lc = stream;
@@ -247,6 +263,9 @@ static char *read_line(char *str, int num, void *stream)
     lc->line++;
     if (memchr(str, '\0', (size_t)n))
         return line_error(lc, "the line holds a NUL byte");
+    if (section_too_long(str))
+        return line_error(lc, "the section name is longer than 49"
+                              " bytes (a rule's name in [rule.NAME] at most 44)");
     if (str[n - 1] != '\n' && (c = getc(lc->f)) != EOF && c != '\n') {
         char msg[64];
         snprintf(msg, sizeof msg, "the line is longer than %d bytes", num - 1);

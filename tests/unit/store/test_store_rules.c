@@ -259,6 +259,61 @@ static void test_progress_alerts_and_cursor(void **state)
     assert_int_equal(ts_sql_int(f->dir, "PRAGMA user_version"), 3);
 }
 
+/* Derived readings commit with the cursor, are readings for queries, and
+ * never come back through read_since; marks land for the important ones. */
+static void test_progress_derived_and_marks(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(ts_append(f->s, "a", 1000, 1, 0, 3), OP_OK); /* seqs 1..3 */
+    struct op_reading d[2] = { { "a:avg_1m", 8, 0, 1.0 }, { "a:max_1m", 8, 0, 2.0 } };
+    uint8_t imp[2] = { 0, 1 };
+    struct op_store_mark m[1] = { { 2, 1001 } };
+    struct op_store_write w = { .op = OP_STORE_RULES_PROGRESS, .cursor = 3, .derived = d,
+                                .derived_important = imp, .nderived = 2, .marks = m,
+                                .nmarks = 1 };
+    assert_int_equal(ts_write(f->s, &w), OP_OK);
+    assert_int_equal(ts_append(f->s, "a", 2000, 1, 0, 1), OP_OK); /* seq 6 */
+
+    struct since c = read_all(f->r, 0);
+    assert_int_equal(c.n, 4); /* 1, 2, 3, 6: not the derived 4 and 5 */
+    assert_int_equal(c.last_seq, 6);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings r JOIN sensors s"
+                                        " ON s.id = r.sensor_id WHERE s.derived = 1"), 2);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT group_concat(seq) = '2,5' FROM marks"), 1);
+
+    /* A derived name over the store's cap makes the write invalid. */
+    struct op_reading longname = { "x", 129, 0, 1.0 };
+    char buf[130];
+    memset(buf, 'x', sizeof buf);
+    longname.sensor = buf;
+    struct op_store_write bad = { .op = OP_STORE_RULES_PROGRESS, .cursor = 6,
+                                  .derived = &longname, .nderived = 1 };
+    assert_int_equal(op_store_submit(f->s, &bad), OP_EINVAL);
+}
+
+/* Rules from the config file cannot be changed by API writes. */
+static void test_config_rules_are_locked(void **state)
+{
+    struct fixture *f = *state;
+    struct op_store_write w = { .op = OP_STORE_RULE_PUT, .rule_name = "hot",
+                                .rule_text = "kind = silence\n", .rule_config = true };
+    assert_int_equal(ts_write(f->s, &w), OP_OK);
+    struct op_store_write api = { .op = OP_STORE_RULE_PUT, .rule_name = "hot",
+                                  .rule_text = "kind = threshold\n" };
+    assert_int_equal(ts_write(f->s, &api), OP_EINVAL);
+    assert_true(api.rule_locked);
+    struct op_store_write del = { .op = OP_STORE_RULE_DELETE, .rule_name = "hot" };
+    assert_int_equal(ts_write(f->s, &del), OP_EINVAL);
+    assert_true(del.rule_locked);
+    struct got g = { 0 };
+    assert_int_equal(op_store_get_rule(f->r, "hot", got_rule, &g), 1);
+    assert_string_equal(g.text, "kind = silence\n");
+    del.rule_config = true;
+    del.rule_locked = false;
+    assert_int_equal(ts_write(f->s, &del), OP_OK);
+    assert_int_equal(op_store_get_rule(f->r, "hot", got_rule, &g), OP_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +321,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hold_limit_and_no_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_put_replace_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_alerts_and_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_derived_and_marks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_rules_are_locked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
