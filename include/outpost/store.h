@@ -19,6 +19,16 @@
 
 struct op_store;
 
+struct op_reading;
+struct op_buf;
+/* Encodes r[0..n) (seqs seq_lo .. seq_lo + n - 1, in that order) as one
+ * outbox record appended to out. Runs on the writer thread inside the
+ * group's transaction: it must be quick and must not call into the store.
+ * OP_OK, or an op_err that fails the group. */
+typedef int op_outbox_encode_fn(void *ctx, const struct op_reading *r, size_t n,
+                                struct op_buf *out);
+#define OP_OUTBOX_RECORD_MAX 65536
+
 struct op_store_opts {
     const char *dir;                /* data directory, created if missing */
     int sync_mode;                  /* OP_SYNC_FULL or OP_SYNC_NORMAL */
@@ -27,6 +37,16 @@ struct op_store_opts {
     int64_t retention_age_ms;       /* delete readings older than this; 0 = off */
     int64_t retention_bytes;        /* keep the database under this; 0 = off */
     int64_t retention_interval_ms;  /* how often retention takes a step */
+    /* Uplinks by name (store-and-forward, store_outbox.c). With at least
+     * one, every committed reading also goes into the outbox: records of up
+     * to OP_OUTBOX_RECORD_MAX readings in seq order, encoded by
+     * outbox_encode, kept until every uplink has acknowledged them (or
+     * retention drops them, counted per uplink). An uplink first seen
+     * starts at the newest reading; one no longer listed is forgotten. */
+    const char *const *uplinks;
+    size_t nuplinks;
+    op_outbox_encode_fn *outbox_encode;
+    void *outbox_ctx;
 };
 
 /* Opens (creating or migrating) the database in opts->dir and starts the
@@ -52,6 +72,12 @@ bool op_store_ready(struct op_store *s);
 
 /* ---- writes ---------------------------------------------------------- */
 
+/* The longest sensor name the store keeps: clients send 1-128 bytes
+ * (DESIGN.md); names the node makes itself are longer: derived series
+ * ("<sensor>:<fn>_<window>") and readings received from another node,
+ * stored under "<node id>/<sensor>". */
+#define OP_STORE_SENSOR_MAX 192
+
 /* One reading. sensor points into memory the submitter keeps alive until
  * the write's done callback has run; it is not NUL-terminated. */
 struct op_reading {
@@ -69,6 +95,8 @@ enum op_store_op {
     OP_STORE_RULE_PUT,      /* insert or replace rule_name's definition; sets created */
     OP_STORE_RULE_DELETE,   /* rc OP_ENOTFOUND if there was no such rule */
     OP_STORE_RULES_PROGRESS,/* append alerts[0..nalerts) and set the rules cursor, atomically */
+    OP_STORE_UPLINK_ACK,    /* set uplink_name's cursor and batch_seq; with dead_status, a dead letter */
+    OP_STORE_UPLINK_RECEIVE,/* receiver: append the readings whose position is new for (peer_node, uplink_name) */
 };
 
 /* One alert event of the rule engine, as stored (store does not know the
@@ -131,6 +159,25 @@ struct op_store_write {
      * to one sets rule_locked and rc OP_EINVAL, and the group goes on. */
     bool rule_config;
     bool rule_locked;
+    /* UPLINK_*: the uplink's name (NUL-terminated); batch_seq is the batch
+     * acknowledged or received. ACK: cursor is the last position (seq) the
+     * receiver acknowledged. A dead letter (dead_status != 0, the HTTP
+     * status, or -1 for a transport error) also records the batch's
+     * first_pos..last_pos, its reading count (dead_readings) and the
+     * receiver's answer (dead_answer, NUL-terminated, may be NULL). */
+    const char *uplink_name;
+    int64_t batch_seq;
+    int64_t first_pos, last_pos;
+    int dead_status;
+    const char *dead_answer;
+    int64_t dead_readings;
+    /* RECEIVE: readings[0..n) with their positions on the sending node
+     * (positions[i] for readings[i]); only those with a position above the
+     * last one stored for (peer_node, uplink_name) are appended, and the
+     * last position becomes max(last, last_pos), in one transaction. */
+    const int64_t *positions;
+    const char *peer_node;
+    int64_t accepted, duplicates; /* out, RECEIVE */
     op_store_done_fn *done;
     void *ctx;
     int rc;
@@ -270,6 +317,51 @@ int op_store_query_alerts(struct op_store_reader *r, const struct op_alert_query
 /* Alerts still firing: firing events with no later resolved event for the
  * same (rule, sensor). */
 int op_store_firing_alerts(struct op_store_reader *r, op_alert_fn *fn, void *ctx);
+
+/* ---- the outbox and uplinks (store_outbox.c) ------------------------- */
+
+/* This node's id: 16 lowercase hex digits, made at the first open and kept. */
+const char *op_store_node_id(struct op_store *s);
+
+/* An uplink's acknowledged position (the seq of the last reading it has
+ * delivered or passed) and its last batch sequence number. OP_ENOTFOUND
+ * for a name not in opts.uplinks. */
+int op_store_uplink_get(struct op_store_reader *r, const char *name, int64_t *cursor,
+                        int64_t *batch_seq);
+
+struct op_outbox_record {
+    int64_t seq_lo; /* the first reading's seq; the others follow */
+    int64_t n;
+    int64_t ts_min, ts_max;
+    const void *data; /* borrowed for the callback */
+    size_t len;
+};
+typedef int op_outbox_fn(void *ctx, const struct op_outbox_record *rec);
+/* Outbox records holding readings with seq > after, in seq order, at most
+ * limit of them (the first may start at or before after). */
+int op_store_outbox_read(struct op_store_reader *r, int64_t after, int64_t limit,
+                         op_outbox_fn *fn, void *ctx);
+/* Readings and record bytes in the outbox past after, and the smallest ts
+ * among them (INT64_MAX when none). */
+int op_store_outbox_backlog(struct op_store_reader *r, int64_t after, int64_t *readings,
+                            int64_t *bytes, int64_t *oldest_ts);
+/* Seqs in [lo, hi] that a rule marked important, ascending. */
+typedef int op_mark_fn(void *ctx, int64_t seq);
+int op_store_marks_read(struct op_store_reader *r, int64_t lo, int64_t hi, op_mark_fn *fn,
+                        void *ctx);
+
+struct op_dead_letter {
+    int64_t id;
+    const char *uplink;
+    int64_t batch_seq, first_pos, last_pos, readings;
+    int status;
+    const char *answer;
+    int64_t ts;
+};
+typedef int op_dead_letter_fn(void *ctx, const struct op_dead_letter *dl);
+/* Dead letters, newest first, at most limit. */
+int op_store_dead_letters(struct op_store_reader *r, int64_t limit, op_dead_letter_fn *fn,
+                          void *ctx);
 
 /* ---- introspection --------------------------------------------------- */
 

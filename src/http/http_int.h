@@ -214,6 +214,9 @@ void http__json_raw(struct http_json *j, const char *text, size_t len);
 
 /* ---- validation shared by handlers ---- */
 bool http__valid_name(const char *s, size_t len, bool allow_slash);
+/* As http__valid_name with a cap of max bytes (queries accept the longer
+ * names the node makes itself: derived series, received readings). */
+bool http__valid_name_max(const char *s, size_t len, bool allow_slash, size_t max);
 
 /* ---- query parameters of the read routes (http_v1_readings.c) ---- */
 /* Returns the decoded value of query parameter key (NUL-terminated, owned

@@ -31,7 +31,12 @@ static yajl_alloc_funcs alloc_funcs = { j_malloc, j_realloc, j_free, NULL };
 
 bool http__valid_name(const char *s, size_t len, bool allow_slash)
 {
-    if (len == 0 || len > SENSOR_MAX)
+    return http__valid_name_max(s, len, allow_slash, SENSOR_MAX);
+}
+
+bool http__valid_name_max(const char *s, size_t len, bool allow_slash, size_t max)
+{
+    if (len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "http_int.h"
+
+#define STORE_MAX_STR_(x) #x
+#define STORE_MAX_STR STORE_MAX_STR_(OP_STORE_SENSOR_MAX)
 #include "outpost/err.h"
 
 #define QUERY_LIMIT_MAX 10000
@@ -107,9 +110,9 @@ static int params_sensor_range(http_param_fn *get, void *ctx, const char **senso
     *sensor = get(ctx, "sensor");
     if (!*sensor)
         return param_error(d, "missing_parameter", "sensor", "sensor is required");
-    if (!http__valid_name(*sensor, strlen(*sensor), true))
+    if (!http__valid_name_max(*sensor, strlen(*sensor), true, OP_STORE_SENSOR_MAX))
         return param_error(d, "invalid_parameter", "sensor",
-                           "sensor must be 1-128 bytes of [A-Za-z0-9_.:/-]");
+                           "sensor must be 1-" STORE_MAX_STR " bytes of [A-Za-z0-9_.:/-]");
     int rc = param_i64(get, ctx, "from", INT64_MIN, from, d);
     if (!rc)
         rc = param_i64(get, ctx, "to", INT64_MAX, to, d);

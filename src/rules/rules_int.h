@@ -285,7 +285,7 @@ struct rules__pending {
     char *alert_mem[RULES__PENDING_ALERTS]; /* rule + sensor of each, NUL-separated */
     size_t nalerts;
     struct op_reading derived[RULES__PENDING_DERIVED];
-    char derived_names[RULES__PENDING_DERIVED][128];
+    char derived_names[RULES__PENDING_DERIVED][OP_RULES_DERIVED_MAX];
     uint8_t derived_important[RULES__PENDING_DERIVED];
     bool any_important;
     size_t nderived;

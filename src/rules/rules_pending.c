@@ -14,8 +14,9 @@
 #include "outpost/util.h"
 #include "rules_int.h"
 
-/* The store's cap on sensor names; longer derived names are dropped. */
-#define PENDING_NAME_MAX 128
+/* Derived names fit the store (OP_STORE_SENSOR_MAX >= OP_RULES_DERIVED_MAX). */
+#define PENDING_NAME_MAX OP_RULES_DERIVED_MAX
+_Static_assert(OP_STORE_SENSOR_MAX >= OP_RULES_DERIVED_MAX, "derived names fit the store");
 
 void rules__pending_init(struct rules__pending *p, struct op_counter *dropped_alerts,
                          struct op_counter *dropped_derived, struct op_counter *dropped_marks)

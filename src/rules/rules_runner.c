@@ -448,8 +448,7 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
         op_metrics_counter("outpost_rules_alerts_dropped_total", NULL,
                            "alert events that could not be stored"),
         op_metrics_counter("outpost_rules_derived_dropped_total", NULL,
-                           "derived readings not stored (name over 128 bytes, or the store"
-                           " failed)"),
+                           "derived readings not stored (the store failed)"),
         op_metrics_counter("outpost_rules_marks_dropped_total", NULL,
                            "important marks that could not be stored"));
     rr->c_skipped = op_metrics_counter("outpost_rules_skipped_readings_total", NULL,

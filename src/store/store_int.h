@@ -26,7 +26,7 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
@@ -57,8 +57,8 @@
 #define STORE_QUERY_MAX_MS 10000
 /* The most freelist pages one retention step gives back to the file system. */
 #define STORE_VACUUM_PAGES 2048
-/* Sensor names are 1..128 bytes (DESIGN.md); longer ones are OP_EINVAL. */
-#define STORE_SENSOR_MAX 128
+/* Sensor names are 1..OP_STORE_SENSOR_MAX bytes; longer ones are OP_EINVAL. */
+#define STORE_SENSOR_MAX OP_STORE_SENSOR_MAX
 /* More reader threads than this is a configuration mistake. */
 #define STORE_MAX_READERS 64
 /* WAL frames (pages) after which the writer checkpoints, as SQLite's
@@ -139,6 +139,15 @@ enum store_wstmt {
     W_LOG_LAST,
     W_MARK_ADD,
     W_MARKS_TRIM,
+    W_OUTBOX_ADD, /* store_outbox.c from here on */
+    W_UPLINK_SET,
+    W_OUTBOX_TRIM,
+    W_DEAD_ADD,
+    W_PEER_GET,
+    W_PEER_SET,
+    W_OUTBOX_UNSENT,
+    W_OUTBOX_DROP,
+    W_UPLINK_CURSOR,
     W_STMT_COUNT
 };
 
@@ -159,6 +168,11 @@ enum store_rstmt {
     R_ALERTS,
     R_ALERTS_STATE,
     R_ALERTS_FIRING,
+    R_UPLINK_GET, /* store_outbox.c from here on */
+    R_OUTBOX_READ,
+    R_OUTBOX_BACKLOG,
+    R_MARKS_READ,
+    R_DEAD_LETTERS,
     R_STMT_COUNT
 };
 
@@ -236,6 +250,15 @@ struct op_store {
     void *hook_ctx;
     _Atomic uint64_t rules_gen;
 
+    /* The outbox (store_outbox.c); ob_* are the writer thread's. */
+    char node_id[17];
+    bool outbox_on;
+    struct op_reading *ob_rows; /* the group's appended readings, in seq order */
+    size_t ob_n, ob_cap;
+    struct op_buf ob_buf;              /* one encoded record */
+    struct op_counter **ob_dropped;    /* [uplink * 2 + reason]: age, quota */
+    bool ob_drop_episode;              /* the last retention step dropped unsent readings */
+
     struct store_metrics m;
     bool sync_inited; /* the mutexes and conditions above exist */
 };
@@ -312,6 +335,31 @@ bool store__rules_committed(struct op_store *s, const struct op_store_write *gro
 int store__rules_trim_marks(struct op_store *s);
 /* Bytes a rules write holds (0: invalid). */
 size_t store__rules_write_bytes(const struct op_store_write *w);
+
+/* ---- store_outbox.c ----------------------------------------------------- */
+
+extern const char *const store__outbox_wsql[W_STMT_COUNT];
+extern const char *const store__outbox_rsql[R_STMT_COUNT];
+/* The node id, the uplinks' rows for opts.uplinks, metrics. At open. */
+int store__outbox_open(struct op_store *s);
+void store__outbox_free(struct op_store *s);
+/* Appends readings through the layout and, with the outbox on, keeps them
+ * for the group's outbox records. Every append of readings goes here. */
+int store__append(struct op_store *s, const struct op_reading *r, size_t n);
+/* Writes the group's outbox records; before the group's COMMIT. */
+int store__outbox_group_end(struct op_store *s);
+/* Forgets the group's readings (after a rollback, or once written). */
+void store__outbox_reset(struct op_store *s);
+/* Applies UPLINK_ACK or UPLINK_RECEIVE; *readings counts appended ones. */
+int store__outbox_apply(struct op_store *s, struct op_store_write *w, int64_t *readings);
+size_t store__outbox_write_bytes(const struct op_store_write *w);
+/* Drops outbox records older than what retention keeps (age_cutoff, or
+ * INT64_MIN; after quota deletions, older than every kept reading). */
+int store__outbox_retention(struct op_store *s, int64_t age_cutoff, bool quota_deleted);
+
+/* The SQL of a writer or reader statement, wherever it is defined. */
+const char *store__wsql(enum store_wstmt which);
+const char *store__rsql_of(enum store_rstmt which);
 
 /* ---- store_retention.c ------------------------------------------------- */
 

@@ -112,6 +112,40 @@ static const char *const migrations[] = {
     "ALTER TABLE sensors ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE marks(seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL);"
     "CREATE INDEX marks_ts ON marks(ts);",
+    /* 4: store-and-forward (store_outbox.c). outbox: the committed
+     * readings in records of up to OP_OUTBOX_RECORD_MAX, keyed by their
+     * first seq, until every uplink has them; uplinks: each one's cursor
+     * and batch number; uplink_peers: the receiver's last position per
+     * sending (node, uplink), its deduplication; dead_letters: batches a
+     * receiver refused for good. */
+    "CREATE TABLE outbox("
+    "  seq_lo INTEGER PRIMARY KEY,"
+    "  n INTEGER NOT NULL,"
+    "  ts_min INTEGER NOT NULL,"
+    "  ts_max INTEGER NOT NULL,"
+    "  data BLOB NOT NULL);"
+    "CREATE TABLE uplinks("
+    "  name TEXT PRIMARY KEY,"
+    "  cursor INTEGER NOT NULL,"
+    "  batch_seq INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE uplink_peers("
+    "  node TEXT NOT NULL,"
+    "  uplink TEXT NOT NULL,"
+    "  last_pos INTEGER NOT NULL,"
+    "  last_batch INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY(node, uplink)) WITHOUT ROWID;"
+    "CREATE TABLE dead_letters("
+    "  id INTEGER PRIMARY KEY,"
+    "  uplink TEXT NOT NULL,"
+    "  batch_seq INTEGER NOT NULL,"
+    "  first_pos INTEGER NOT NULL,"
+    "  last_pos INTEGER NOT NULL,"
+    "  readings INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  answer TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -497,6 +531,7 @@ static void store_free(struct op_store *s)
     }
     if (s->layout_state)
         s->layout->destroy(s->layout_state);
+    store__outbox_free(s);
     store__writer_finalize(s);
     if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
         OP_ERROR(STORE_SUB, "%s: close: %s", s->path, sqlite3_errmsg(s->wdb));
@@ -582,7 +617,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
         (rc = db_open_writer(s)) != OP_OK ||
         (rc = store__writer_prepare(s)) != OP_OK ||
         (rc = s->layout->create(s, s->wdb, &s->layout_state)) != OP_OK ||
-        (rc = store__rules_hold_load(s)) != OP_OK)
+        (rc = store__rules_hold_load(s)) != OP_OK || (rc = store__outbox_open(s)) != OP_OK)
         goto fail;
 
     int64_t db_bytes = store__db_bytes_now(s);

@@ -47,11 +47,17 @@ static const char *const rsql[R_STMT_COUNT] = {
     [R_DEVICES] = "SELECT id, status, attributes, updated_at FROM devices ORDER BY id",
 };
 
+const char *store__rsql_of(enum store_rstmt which)
+{
+    return rsql[which] ? rsql[which]
+           : store__rules_rsql[which] ? store__rules_rsql[which]
+                                      : store__outbox_rsql[which];
+}
+
 sqlite3_stmt *store__rstmt(struct op_store_reader *r, enum store_rstmt which)
 {
     if (!r->stmt[which])
-        store__prepare(r->db, rsql[which] ? rsql[which] : store__rules_rsql[which],
-                       &r->stmt[which]);
+        store__prepare(r->db, store__rsql_of(which), &r->stmt[which]);
     return r->stmt[which];
 }
 #define stmt_get store__rstmt

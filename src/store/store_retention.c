@@ -56,6 +56,12 @@ static int step_apply(struct op_store *s, int64_t *by_age, int64_t *by_quota, bo
             }
         }
     }
+    int64_t age_cutoff = INT64_MIN;
+    if (s->opts.retention_age_ms > 0 &&
+        __builtin_sub_overflow(op_time_now_ms(), s->opts.retention_age_ms, &age_cutoff))
+        age_cutoff = INT64_MIN;
+    if ((rc = store__outbox_retention(s, age_cutoff, *by_quota > 0)) != OP_OK)
+        return rc;
     if (*by_age + *by_quota > 0) {
         if ((rc = store__rules_trim_marks(s)) != OP_OK)
             return rc;

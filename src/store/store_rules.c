@@ -158,7 +158,7 @@ static int mark_add(struct op_store *s, int64_t seq, int64_t ts)
  * append are contiguous and end at the log's newest. */
 static int derived_append(struct op_store *s, const struct op_store_write *w)
 {
-    int rc = s->layout->append(s->layout_state, w->derived, w->nderived);
+    int rc = store__append(s, w->derived, w->nderived);
     if (rc != OP_OK)
         return rc;
     sqlite3_stmt *st = s->wstmt[W_DERIVED_FLAG];

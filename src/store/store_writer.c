@@ -60,6 +60,9 @@ static size_t write_bytes(const struct op_store_write *w)
     case OP_STORE_RULE_DELETE:
     case OP_STORE_RULES_PROGRESS:
         return store__rules_write_bytes(w);
+    case OP_STORE_UPLINK_ACK:
+    case OP_STORE_UPLINK_RECEIVE:
+        return store__outbox_write_bytes(w);
     }
     return 0;
 }
@@ -133,11 +136,17 @@ static int wal_hook(void *ctx, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+const char *store__wsql(enum store_wstmt which)
+{
+    return wsql[which] ? wsql[which]
+           : store__rules_wsql[which] ? store__rules_wsql[which]
+                                      : store__outbox_wsql[which];
+}
+
 int store__writer_prepare(struct op_store *s)
 {
     for (int i = 0; i < W_STMT_COUNT; i++)
-        if (store__prepare(s->wdb, wsql[i] ? wsql[i] : store__rules_wsql[i], &s->wstmt[i]) !=
-            SQLITE_OK)
+        if (store__prepare(s->wdb, store__wsql((enum store_wstmt)i), &s->wstmt[i]) != SQLITE_OK)
             return OP_EIO;
     sqlite3_wal_hook(s->wdb, wal_hook, s);
     return OP_OK;
@@ -194,8 +203,10 @@ static int group_apply(struct op_store *s, struct op_store_write *group, int64_t
     int rc;
     for (struct op_store_write *w = group; w; w = w->next) {
         if (w->op == OP_STORE_APPEND) {
-            rc = s->layout->append(s->layout_state, w->readings, w->n);
+            rc = store__append(s, w->readings, w->n);
             *readings += (int64_t)w->n;
+        } else if (w->op >= OP_STORE_UPLINK_ACK) {
+            rc = store__outbox_apply(s, w, readings);
         } else if (w->op >= OP_STORE_RULE_PUT) {
             rc = store__rules_apply(s, w);
         } else {
@@ -204,6 +215,8 @@ static int group_apply(struct op_store *s, struct op_store_write *group, int64_t
         if (rc != OP_OK)
             return rc;
     }
+    if ((rc = store__outbox_group_end(s)) != OP_OK)
+        return rc;
     return s->layout->group_end(s->layout_state);
 }
 
@@ -220,6 +233,7 @@ void store__txn_rollback(struct op_store *s, bool begun)
     }
     if (begun)
         s->layout->txn_abort(s->layout_state);
+    store__outbox_reset(s);
 }
 
 static void group_commit(struct op_store *s, struct op_store_write *group)

@@ -256,7 +256,7 @@ static void test_progress_alerts_and_cursor(void **state)
     assert_int_equal(op_store_reader_open(f->s, &f->r), OP_OK);
     assert_int_equal(op_store_rules_marks(f->r, &seq, &cursor), OP_OK);
     assert_int_equal(cursor, 42);
-    assert_int_equal(ts_sql_int(f->dir, "PRAGMA user_version"), 3);
+    assert_int_equal(ts_sql_int(f->dir, "PRAGMA user_version"), 4);
 }
 
 /* Derived readings commit with the cursor, are readings for queries, and
@@ -282,8 +282,8 @@ static void test_progress_derived_and_marks(void **state)
     assert_int_equal(ts_sql_int(f->dir, "SELECT group_concat(seq) = '2,5' FROM marks"), 1);
 
     /* A derived name over the store's cap makes the write invalid. */
-    struct op_reading longname = { "x", 129, 0, 1.0 };
-    char buf[130];
+    struct op_reading longname = { "x", OP_STORE_SENSOR_MAX + 1, 0, 1.0 };
+    char buf[OP_STORE_SENSOR_MAX + 2];
     memset(buf, 'x', sizeof buf);
     longname.sensor = buf;
     struct op_store_write bad = { .op = OP_STORE_RULES_PROGRESS, .cursor = 6,

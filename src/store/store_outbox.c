@@ -1,0 +1,549 @@
+/*
+ * store_outbox.c: store-and-forward for uplinks. With uplinks configured,
+ * each group commit also writes the readings it appended (in seq order) as
+ * outbox records, encoded by the sync layer's callback (the store does not
+ * know the codec), in the same transaction: a reading is in the outbox
+ * exactly when it is committed. Each uplink has a cursor (the last
+ * position it delivered), moved only by an UPLINK_ACK write once the
+ * receiver acknowledged a batch; records every uplink has passed are
+ * deleted in that same transaction. Retention drops records older than
+ * what it keeps, counting the readings an uplink had not sent yet
+ * (outpost_uplink_dropped_readings_total{uplink,reason}).
+ *
+ * The receiver role's write (UPLINK_RECEIVE) lives here too: it appends
+ * only the readings whose position on the sending node is beyond the last
+ * one stored for that (node, uplink), and moves that mark, in one
+ * transaction, so a batch resent after a lost answer is deduplicated.
+ *
+ * Why an outbox and not the readings tables: a backlog of hours must be
+ * read back by position at several times the ingest rate, and the sorted
+ * table is clustered by (sensor, ts); an index by seq on it cost a quarter
+ * of ingest (docs/internals/store.md). A record costs a few bytes per
+ * reading and one row per group.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "store_int.h"
+
+const char *const store__outbox_wsql[W_STMT_COUNT] = {
+    [W_OUTBOX_ADD] = "INSERT INTO outbox(seq_lo, n, ts_min, ts_max, data) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [W_UPLINK_SET] = "UPDATE uplinks SET cursor = max(cursor, ?2), batch_seq = ?3, updated_at = ?4"
+                     " WHERE name = ?1",
+    [W_OUTBOX_TRIM] = "DELETE FROM outbox WHERE seq_lo + n - 1 <="
+                      " (SELECT min(cursor) FROM uplinks)",
+    [W_DEAD_ADD] = "INSERT INTO dead_letters(uplink, batch_seq, first_pos, last_pos, readings,"
+                   " status, answer, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [W_PEER_GET] = "SELECT last_pos FROM uplink_peers WHERE node = ?1 AND uplink = ?2",
+    [W_PEER_SET] = "INSERT INTO uplink_peers(node, uplink, last_pos, last_batch, updated_at)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(node, uplink) DO UPDATE SET"
+                   " last_pos = max(last_pos, excluded.last_pos),"
+                   " last_batch = excluded.last_batch, updated_at = excluded.updated_at",
+    /* Readings an uplink had not sent in the records about to be dropped. */
+    [W_OUTBOX_UNSENT] = "SELECT coalesce(sum(CASE WHEN seq_lo > ?2 THEN n"
+                        " WHEN seq_lo + n - 1 > ?2 THEN seq_lo + n - 1 - ?2 ELSE 0 END), 0)"
+                        " FROM outbox WHERE ts_max < ?1",
+    [W_OUTBOX_DROP] = "DELETE FROM outbox WHERE ts_max < ?1",
+    [W_UPLINK_CURSOR] = "SELECT cursor FROM uplinks WHERE name = ?1",
+};
+
+const char *const store__outbox_rsql[R_STMT_COUNT] = {
+    [R_UPLINK_GET] = "SELECT cursor, batch_seq FROM uplinks WHERE name = ?1",
+    /* The record holding after + 1 (the one starting at or before it),
+     * then the ones after. */
+    [R_OUTBOX_READ] = "SELECT seq_lo, n, ts_min, ts_max, data FROM outbox WHERE seq_lo >="
+                      " coalesce((SELECT max(seq_lo) FROM outbox WHERE seq_lo <= ?1 + 1), 0)"
+                      " AND seq_lo + n - 1 > ?1 ORDER BY seq_lo LIMIT ?2",
+    [R_OUTBOX_BACKLOG] = "SELECT coalesce(sum(CASE WHEN seq_lo > ?1 THEN n"
+                         " ELSE seq_lo + n - 1 - ?1 END), 0),"
+                         " coalesce(sum(length(data)), 0), coalesce(min(ts_min), ?2)"
+                         " FROM outbox WHERE seq_lo + n - 1 > ?1",
+    [R_MARKS_READ] = "SELECT seq FROM marks WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    [R_DEAD_LETTERS] = "SELECT id, uplink, batch_seq, first_pos, last_pos, readings, status,"
+                       " answer, ts FROM dead_letters ORDER BY id DESC LIMIT ?1",
+};
+
+/* ---- open: node id and the uplinks' rows -------------------------------- */
+
+/* Runs one SQL statement with an optional text ?1 and integer ?2. */
+static int exec_bound(sqlite3 *db, const char *sql, const char *text, int64_t a)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        if (text)
+            sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            sqlite3_bind_int64(st, 2, a);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW)
+            ;
+    }
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? OP_OK : store__err(db, src, 0);
+}
+
+static int node_id_load(struct op_store *s)
+{
+    uint64_t r = 0;
+    while (r == 0) {
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+            OP_ERROR(STORE_SUB, "cannot draw a node id: %s", strerror(errno));
+            return OP_EIO;
+        }
+        r >>= 1; /* a positive SQLite integer */
+    }
+    int rc = exec_bound(s->wdb, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_id', ?2)",
+                        NULL, (int64_t)r);
+    if (rc != OP_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(s->wdb, "SELECT value FROM meta WHERE key = 'node_id'", -1, &st,
+                                 NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        snprintf(s->node_id, sizeof s->node_id, "%016llx",
+                 (unsigned long long)sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    return src == SQLITE_ROW ? OP_OK : store__err(s->wdb, src, 0);
+}
+
+/* Forgets uplinks no longer configured, adds new ones at the newest
+ * reading, and drops outbox records no uplink needs. */
+static int uplinks_sync(struct op_store *s)
+{
+    int rc = exec_bound(s->wdb, "CREATE TEMP TABLE IF NOT EXISTS wanted(name TEXT PRIMARY KEY)",
+                        NULL, 0);
+    if (rc == OP_OK)
+        rc = exec_bound(s->wdb, "DELETE FROM temp.wanted", NULL, 0);
+    for (size_t i = 0; rc == OP_OK && i < s->opts.nuplinks; i++)
+        rc = exec_bound(s->wdb, "INSERT OR IGNORE INTO temp.wanted(name) VALUES(?1)",
+                        s->opts.uplinks[i], 0);
+    if (rc == OP_OK)
+        rc = exec_bound(s->wdb, "DELETE FROM uplinks WHERE name NOT IN (SELECT name FROM"
+                                " temp.wanted)", NULL, 0);
+    if (rc == OP_OK)
+        rc = exec_bound(s->wdb,
+                        "INSERT OR IGNORE INTO uplinks(name, cursor, batch_seq, updated_at)"
+                        " SELECT name, max(coalesce((SELECT value FROM meta WHERE key ="
+                        " 'next_seq'), 1) - 1, coalesce((SELECT max(seq) FROM readings_log),"
+                        " 0)), 0, ?2 FROM temp.wanted",
+                        NULL, op_time_now_ms());
+    if (rc == OP_OK)
+        rc = exec_bound(s->wdb, "DROP TABLE temp.wanted", NULL, 0);
+    if (rc == OP_OK)
+        rc = s->opts.nuplinks
+                 ? exec_bound(s->wdb, "DELETE FROM outbox WHERE seq_lo + n - 1 <="
+                                      " (SELECT min(cursor) FROM uplinks)", NULL, 0)
+                 : exec_bound(s->wdb, "DELETE FROM outbox", NULL, 0);
+    return rc;
+}
+
+int store__outbox_open(struct op_store *s)
+{
+    int rc = node_id_load(s);
+    if (rc == OP_OK)
+        rc = exec_bound(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+    if (rc != OP_OK)
+        return rc;
+    rc = uplinks_sync(s);
+    int end = exec_bound(s->wdb, rc == OP_OK ? "COMMIT" : "ROLLBACK", NULL, 0);
+    if (rc != OP_OK || end != OP_OK)
+        return rc != OP_OK ? rc : end;
+    s->outbox_on = s->opts.nuplinks > 0 && s->opts.outbox_encode;
+    s->ob_dropped = op_calloc(s->opts.nuplinks ? s->opts.nuplinks * 2 : 1,
+                              sizeof(*s->ob_dropped));
+    if (!s->ob_dropped)
+        return OP_ENOMEM;
+    for (size_t i = 0; i < s->opts.nuplinks; i++) {
+        char labels[160];
+        static const char *const reasons[2] = { "age", "quota" };
+        for (int k = 0; k < 2; k++) {
+            snprintf(labels, sizeof labels, "uplink=\"%.64s\",reason=\"%s\"", s->opts.uplinks[i],
+                     reasons[k]);
+            s->ob_dropped[i * 2 + (size_t)k] = op_metrics_counter(
+                "outpost_uplink_dropped_readings_total", labels,
+                "unsent readings dropped by retention, by uplink and reason");
+        }
+    }
+    op_buf_init(&s->ob_buf, (size_t)256 << 20);
+    return OP_OK;
+}
+
+void store__outbox_free(struct op_store *s)
+{
+    op_free(s->ob_rows);
+    op_free(s->ob_dropped);
+    op_buf_fini(&s->ob_buf);
+}
+
+const char *op_store_node_id(struct op_store *s)
+{
+    return s->node_id;
+}
+
+/* ---- the group's records (writer thread) --------------------------------- */
+
+int store__append(struct op_store *s, const struct op_reading *r, size_t n)
+{
+    int rc = s->layout->append(s->layout_state, r, n);
+    if (rc != OP_OK || !s->outbox_on || n == 0)
+        return rc;
+    if (s->ob_n + n > s->ob_cap) {
+        size_t cap = s->ob_cap ? s->ob_cap : 1024;
+        while (cap < s->ob_n + n)
+            cap *= 2;
+        struct op_reading *p = op_realloc(s->ob_rows, cap * sizeof(*p));
+        if (!p)
+            return OP_ENOMEM;
+        s->ob_rows = p;
+        s->ob_cap = cap;
+    }
+    memcpy(s->ob_rows + s->ob_n, r, n * sizeof(*r)); /* names stay the submitters' until done */
+    s->ob_n += n;
+    return OP_OK;
+}
+
+void store__outbox_reset(struct op_store *s)
+{
+    s->ob_n = 0;
+    /* A burst's worth of scratch is not kept for ever. */
+    if (s->ob_cap > (size_t)4 * OP_OUTBOX_RECORD_MAX) {
+        op_free(s->ob_rows);
+        s->ob_rows = NULL;
+        s->ob_cap = 0;
+    }
+}
+
+static int record_add(struct op_store *s, int64_t seq_lo, const struct op_reading *r, size_t n)
+{
+    int64_t tmin = r[0].ts, tmax = r[0].ts;
+    for (size_t i = 1; i < n; i++) {
+        tmin = r[i].ts < tmin ? r[i].ts : tmin;
+        tmax = r[i].ts > tmax ? r[i].ts : tmax;
+    }
+    op_buf_reset(&s->ob_buf);
+    int rc = s->opts.outbox_encode(s->opts.outbox_ctx, r, n, &s->ob_buf);
+    if (rc != OP_OK)
+        return rc;
+    sqlite3_stmt *st = s->wstmt[W_OUTBOX_ADD];
+    sqlite3_bind_int64(st, 1, seq_lo);
+    sqlite3_bind_int64(st, 2, (int64_t)n);
+    sqlite3_bind_int64(st, 3, tmin);
+    sqlite3_bind_int64(st, 4, tmax);
+    sqlite3_bind_blob(st, 5, s->ob_buf.data, (int)s->ob_buf.len, SQLITE_STATIC);
+    rc = store__exec(s->wdb, st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* The group's appends took contiguous seqs ending at the log's newest. */
+int store__outbox_group_end(struct op_store *s)
+{
+    if (!s->outbox_on || s->ob_n == 0)
+        return OP_OK;
+    int64_t last;
+    sqlite3_stmt *st = s->wstmt[W_LOG_LAST];
+    int src = sqlite3_step(st);
+    last = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW)
+        return store__err(s->wdb, src, 0);
+    int64_t seq = last - (int64_t)s->ob_n + 1;
+    int rc = OP_OK;
+    for (size_t off = 0; off < s->ob_n && rc == OP_OK; off += OP_OUTBOX_RECORD_MAX) {
+        size_t n = s->ob_n - off < OP_OUTBOX_RECORD_MAX ? s->ob_n - off : OP_OUTBOX_RECORD_MAX;
+        rc = record_add(s, seq + (int64_t)off, s->ob_rows + off, n);
+    }
+    store__outbox_reset(s);
+    return rc;
+}
+
+/* ---- acknowledgements and the receiver (writer thread) -------------------- */
+
+static int ack(struct op_store *s, struct op_store_write *w)
+{
+    int64_t now = op_time_now_ms();
+    sqlite3_stmt *st = s->wstmt[W_UPLINK_SET];
+    sqlite3_bind_text(st, 1, w->uplink_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, w->cursor);
+    sqlite3_bind_int64(st, 3, w->batch_seq);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = store__exec(s->wdb, st);
+    sqlite3_clear_bindings(st);
+    if (rc != OP_OK)
+        return rc;
+    if (sqlite3_changes(s->wdb) == 0) {
+        w->rc = OP_ENOTFOUND; /* not a configured uplink; the group goes on */
+        return OP_OK;
+    }
+    if (w->dead_status != 0) {
+        st = s->wstmt[W_DEAD_ADD];
+        sqlite3_bind_text(st, 1, w->uplink_name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, w->batch_seq);
+        sqlite3_bind_int64(st, 3, w->first_pos);
+        sqlite3_bind_int64(st, 4, w->last_pos);
+        sqlite3_bind_int64(st, 5, w->dead_readings);
+        sqlite3_bind_int(st, 6, w->dead_status);
+        sqlite3_bind_text(st, 7, w->dead_answer ? w->dead_answer : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, now);
+        rc = store__exec(s->wdb, st);
+        sqlite3_clear_bindings(st);
+        if (rc != OP_OK)
+            return rc;
+    }
+    return store__exec(s->wdb, s->wstmt[W_OUTBOX_TRIM]);
+}
+
+static int peer_last(struct op_store *s, const struct op_store_write *w, int64_t *last)
+{
+    sqlite3_stmt *st = s->wstmt[W_PEER_GET];
+    sqlite3_bind_text(st, 1, w->peer_node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->uplink_name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *last = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
+}
+
+/* Appends the readings of a received batch that are new; a batch resent
+ * after a lost answer (or overlapping one) adds only what was missing. */
+static int receive(struct op_store *s, struct op_store_write *w, int64_t *readings)
+{
+    int64_t last;
+    int rc = peer_last(s, w, &last);
+    if (rc != OP_OK)
+        return rc;
+    size_t fresh = 0;
+    for (size_t i = 0; i < w->n; i++)
+        fresh += w->positions[i] > last;
+    if (fresh == w->n) {
+        rc = store__append(s, w->readings, w->n);
+    } else if (fresh > 0) {
+        struct op_reading *sub = op_malloc(fresh * sizeof(*sub));
+        if (!sub)
+            return OP_ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < w->n; i++)
+            if (w->positions[i] > last)
+                sub[k++] = w->readings[i];
+        /* The outbox copies the structs; their names stay the submitter's. */
+        rc = store__append(s, sub, fresh);
+        op_free(sub);
+    }
+    if (rc != OP_OK)
+        return rc;
+    w->accepted = (int64_t)fresh;
+    w->duplicates = (int64_t)(w->n - fresh);
+    *readings += (int64_t)fresh;
+    sqlite3_stmt *st = s->wstmt[W_PEER_SET];
+    sqlite3_bind_text(st, 1, w->peer_node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, w->uplink_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, w->last_pos);
+    sqlite3_bind_int64(st, 4, w->batch_seq);
+    sqlite3_bind_int64(st, 5, op_time_now_ms());
+    rc = store__exec(s->wdb, st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int store__outbox_apply(struct op_store *s, struct op_store_write *w, int64_t *readings)
+{
+    return w->op == OP_STORE_UPLINK_ACK ? ack(s, w) : receive(s, w, readings);
+}
+
+size_t store__outbox_write_bytes(const struct op_store_write *w)
+{
+    size_t bytes = sizeof(*w);
+    if (!w->uplink_name || !w->uplink_name[0])
+        return 0;
+    bytes += strlen(w->uplink_name);
+    if (w->op == OP_STORE_UPLINK_ACK)
+        return bytes + (w->dead_answer ? strlen(w->dead_answer) : 0);
+    if (!w->peer_node || !w->peer_node[0] || !w->positions || w->n == 0)
+        return 0;
+    size_t rb = store__readings_bytes(w->readings, w->n);
+    return rb == 0 ? 0 : bytes + rb + w->n * sizeof(*w->positions) + strlen(w->peer_node);
+}
+
+/* ---- retention (writer thread, inside the step's transaction) ------------- */
+
+static int uplink_cursor(struct op_store *s, const char *name, int64_t *cursor, bool *found)
+{
+    sqlite3_stmt *st = s->wstmt[W_UPLINK_CURSOR];
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *found = src == SQLITE_ROW;
+    *cursor = *found ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
+}
+
+/* Drops the records whose readings are all older than bound, counting
+ * per uplink the readings it had not sent; logs once per episode. */
+static int drop_older(struct op_store *s, int64_t bound, int reason)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->opts.nuplinks; i++) {
+        int64_t cursor;
+        bool found;
+        int rc = uplink_cursor(s, s->opts.uplinks[i], &cursor, &found);
+        if (rc != OP_OK)
+            return rc;
+        if (!found)
+            continue;
+        sqlite3_stmt *st = s->wstmt[W_OUTBOX_UNSENT];
+        sqlite3_bind_int64(st, 1, bound);
+        sqlite3_bind_int64(st, 2, cursor);
+        int src = sqlite3_step(st);
+        int64_t lost = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (src != SQLITE_ROW)
+            return store__err(s->wdb, src, 0);
+        if (lost > 0) {
+            op_counter_add(s->ob_dropped[i * 2 + (size_t)reason], (uint64_t)lost);
+            any = true;
+            if (!s->ob_drop_episode)
+                OP_WARN(STORE_SUB,
+                        "retention (%s) dropped %lld reading(s) uplink %s had not sent;"
+                        " further drops of this episode are only counted",
+                        reason ? "quota" : "age", (long long)lost, s->opts.uplinks[i]);
+        }
+    }
+    s->ob_drop_episode = any;
+    sqlite3_stmt *st = s->wstmt[W_OUTBOX_DROP];
+    sqlite3_bind_int64(st, 1, bound);
+    return store__exec(s->wdb, st);
+}
+
+int store__outbox_retention(struct op_store *s, int64_t age_cutoff, bool quota_deleted)
+{
+    if (!s->outbox_on)
+        return OP_OK;
+    int rc = OP_OK;
+    if (age_cutoff != INT64_MIN)
+        rc = drop_older(s, age_cutoff, 0);
+    if (rc == OP_OK && quota_deleted) {
+        /* The quota deleted the oldest readings: unsent records older than
+         * every reading kept go with them. */
+        sqlite3_stmt *q = NULL;
+        int src = sqlite3_prepare_v2(
+            s->wdb, "SELECT min(first_ts) FROM sensors WHERE count > 0", -1, &q, NULL);
+        int64_t bound = INT64_MIN;
+        if (src == SQLITE_OK && (src = sqlite3_step(q)) == SQLITE_ROW &&
+            sqlite3_column_type(q, 0) != SQLITE_NULL)
+            bound = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+        if (src != SQLITE_ROW && src != SQLITE_DONE)
+            return store__err(s->wdb, src, 0);
+        if (bound != INT64_MIN)
+            rc = drop_older(s, bound, 1);
+    }
+    return rc;
+}
+
+/* ---- reads (any reader) ------------------------------------------------- */
+
+int op_store_uplink_get(struct op_store_reader *r, const char *name, int64_t *cursor,
+                        int64_t *batch_seq)
+{
+    sqlite3_stmt *st = r && name ? store__rstmt(r, R_UPLINK_GET) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *cursor = sqlite3_column_int64(st, 0);
+        *batch_seq = sqlite3_column_int64(st, 1);
+    }
+    int rc = store__rstmt_end(r, st, src, src == SQLITE_ROW);
+    return rc < 0 ? rc : rc == 0 ? OP_ENOTFOUND : OP_OK;
+}
+
+int op_store_outbox_read(struct op_store_reader *r, int64_t after, int64_t limit,
+                         op_outbox_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = r && fn && limit > 0 ? store__rstmt(r, R_OUTBOX_READ) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, limit);
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_outbox_record rec = {
+            .seq_lo = sqlite3_column_int64(st, 0),
+            .n = sqlite3_column_int64(st, 1),
+            .ts_min = sqlite3_column_int64(st, 2),
+            .ts_max = sqlite3_column_int64(st, 3),
+            .data = sqlite3_column_blob(st, 4),
+            .len = (size_t)sqlite3_column_bytes(st, 4),
+        };
+        n++;
+        if (fn(ctx, &rec))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_outbox_backlog(struct op_store_reader *r, int64_t after, int64_t *readings,
+                            int64_t *bytes, int64_t *oldest_ts)
+{
+    sqlite3_stmt *st = r ? store__rstmt(r, R_OUTBOX_BACKLOG) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, INT64_MAX);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *readings = sqlite3_column_int64(st, 0);
+        *bytes = sqlite3_column_int64(st, 1);
+        *oldest_ts = sqlite3_column_int64(st, 2);
+    }
+    int rc = store__rstmt_end(r, st, src, 0);
+    return rc < 0 ? rc : OP_OK;
+}
+
+int op_store_marks_read(struct op_store_reader *r, int64_t lo, int64_t hi, op_mark_fn *fn,
+                        void *ctx)
+{
+    sqlite3_stmt *st = r && fn ? store__rstmt(r, R_MARKS_READ) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        n++;
+        if (fn(ctx, sqlite3_column_int64(st, 0)))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_dead_letters(struct op_store_reader *r, int64_t limit, op_dead_letter_fn *fn,
+                          void *ctx)
+{
+    sqlite3_stmt *st = r && fn && limit > 0 ? store__rstmt(r, R_DEAD_LETTERS) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_int64(st, 1, limit);
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_dead_letter dl = {
+            .id = sqlite3_column_int64(st, 0),
+            .uplink = (const char *)sqlite3_column_text(st, 1),
+            .batch_seq = sqlite3_column_int64(st, 2),
+            .first_pos = sqlite3_column_int64(st, 3),
+            .last_pos = sqlite3_column_int64(st, 4),
+            .readings = sqlite3_column_int64(st, 5),
+            .status = sqlite3_column_int(st, 6),
+            .answer = (const char *)sqlite3_column_text(st, 7),
+            .ts = sqlite3_column_int64(st, 8),
+        };
+        n++;
+        if (fn(ctx, &dl))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
