@@ -74,18 +74,32 @@ struct op_config_list {
     } items[OP_CONFIG_LIST_MAX];
 };
 
-/* [rule.NAME] sections: their `key = value` lines, in file order, for the
- * rule engine to validate (core does not know rules). */
-#define OP_CONFIG_RULE_LINES 256
-struct op_config_rules {
+/* Named sections ([rule.NAME], [uplink.NAME]): their `key = value` lines,
+ * in file order, for the subsystem that owns them to validate (core does
+ * not know rules or uplinks). */
+#define OP_CONFIG_SECTION_LINES 256
+struct op_config_sections {
     int n;
-    struct op_config_rule_line {
+    struct op_config_section_line {
         char name[65]; /* NAME of [rule.NAME] */
         char key[32];
         char value[192];
         long line;
-    } items[OP_CONFIG_RULE_LINES];
+    } items[OP_CONFIG_SECTION_LINES];
 };
+
+/* One key = value line of a named section, as views into the config. */
+struct op_config_kv {
+    struct op_str key, value;
+    long line;
+};
+/* Fills kv[0..max) with the lines of section name (a section may be split
+ * across the file); returns how many the section has (may exceed max). */
+size_t op_config_section_kv(const struct op_config_sections *rs, const char *name,
+                            struct op_config_kv *kv, size_t max);
+/* Whether items[i] is the first line of its section's name: iterate over
+ * i and take those to visit each section once, in file order. */
+bool op_config_section_first(const struct op_config_sections *rs, int i);
 
 /* The effective configuration. Every field has an entry in the key table
  * in core_config.c, which holds its default, bounds and help. */
@@ -115,7 +129,8 @@ struct op_config {
     struct op_config_list auth_cert_roles; /* auth.cert_role = CN ROLE (repeats) */
     int64_t auth_max_failures;  /* auth.max_failures per address per window */
     int64_t auth_failure_window_ms; /* auth.failure_window */
-    struct op_config_rules rules; /* [rule.NAME] sections (not reloadable) */
+    struct op_config_sections rules;   /* [rule.NAME] sections (not reloadable) */
+    struct op_config_sections uplinks; /* [uplink.NAME] sections (not reloadable) */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 

@@ -274,24 +274,24 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-/* A line of a [rule.NAME] section, kept as text: the rules subsystem
- * validates whole definitions (and names the line of a bad key). */
-static int rule_line(struct load_ctx *lc, const char *rule, const char *key, const char *value)
+/* A line of a named section ([rule.NAME], [uplink.NAME]), kept as text:
+ * the owning subsystem validates whole sections (and names the line of a
+ * bad key). */
+static int section_line(struct load_ctx *lc, struct op_config_sections *rs, const char *kind,
+                        const char *rule, const char *key, const char *value)
 {
-    struct op_config_rules *rs = &lc->cfg->rules;
     lc->d->line = lc->line;
-    if (rs->n >= OP_CONFIG_RULE_LINES) {
-        op_diag_set(lc->d, "invalid_config",
-                    "more than %d lines in [rule.*] sections; add further rules over the API",
-                    OP_CONFIG_RULE_LINES);
+    if (rs->n >= OP_CONFIG_SECTION_LINES) {
+        op_diag_set(lc->d, "invalid_config", "more than %d lines in [%s.*] sections",
+                    OP_CONFIG_SECTION_LINES, kind);
         return OP_EINVAL;
     }
-    struct op_config_rule_line *l = &rs->items[rs->n];
+    struct op_config_section_line *l = &rs->items[rs->n];
     if (!rule[0] || strlen(rule) >= sizeof l->name || strlen(key) >= sizeof l->key ||
         strlen(value) >= sizeof l->value) {
         op_diag_set(lc->d, "invalid_config",
-                    "rule name (1-64 bytes), key or value (under 192 bytes) too long in"
-                    " [rule.%.64s]", rule);
+                    "name (1-64 bytes), key or value (under 192 bytes) too long in [%s.%.64s]",
+                    kind, rule);
         return OP_EINVAL;
     }
     snprintf(l->name, sizeof l->name, "%s", rule);
@@ -306,7 +306,11 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     struct load_ctx *lc = user;
     if (!strncmp(section, "rule.", 5)) {
-        lc->rc = rule_line(lc, section + 5, name, value);
+        lc->rc = section_line(lc, &lc->cfg->rules, "rule", section + 5, name, value);
+        return lc->rc == OP_OK;
+    }
+    if (!strncmp(section, "uplink.", 7)) {
+        lc->rc = section_line(lc, &lc->cfg->uplinks, "uplink", section + 7, name, value);
         return lc->rc == OP_OK;
     }
     char full[128];
@@ -415,6 +419,39 @@ static void print_key(const struct op_config *cfg, const struct key *k, const ch
         fprintf(out, "%s = %s\n", shortname, l->items[i].v);
 }
 
+size_t op_config_section_kv(const struct op_config_sections *rs, const char *name,
+                            struct op_config_kv *kv, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < rs->n; i++) {
+        const struct op_config_section_line *l = &rs->items[i];
+        if (strcmp(l->name, name))
+            continue;
+        if (n < max)
+            kv[n] = (struct op_config_kv){ { l->key, strlen(l->key) },
+                                           { l->value, strlen(l->value) }, l->line };
+        n++;
+    }
+    return n;
+}
+
+bool op_config_section_first(const struct op_config_sections *rs, int i)
+{
+    for (int k = 0; k < i; k++)
+        if (!strcmp(rs->items[k].name, rs->items[i].name))
+            return false;
+    return true;
+}
+
+static void print_sections(const struct op_config_sections *rs, const char *kind, FILE *out)
+{
+    for (int i = 0; i < rs->n; i++) {
+        if (i == 0 || strcmp(rs->items[i].name, rs->items[i - 1].name))
+            fprintf(out, "\n[%s.%s]\n", kind, rs->items[i].name);
+        fprintf(out, "%s = %s\n", rs->items[i].key, rs->items[i].value);
+    }
+}
+
 void op_config_print(const struct op_config *cfg, FILE *out)
 {
     const char *cur_section = "";
@@ -430,12 +467,8 @@ void op_config_print(const struct op_config *cfg, FILE *out)
         }
         print_key(cfg, k, dot ? dot + 1 : k->name, out);
     }
-    const struct op_config_rules *rs = &cfg->rules;
-    for (int i = 0; i < rs->n; i++) {
-        if (i == 0 || strcmp(rs->items[i].name, rs->items[i - 1].name))
-            fprintf(out, "\n[rule.%s]\n", rs->items[i].name);
-        fprintf(out, "%s = %s\n", rs->items[i].key, rs->items[i].value);
-    }
+    print_sections(&cfg->rules, "rule", out);
+    print_sections(&cfg->uplinks, "uplink", out);
 }
 
 int op_config_listen_split(const char *listen, char *host, size_t hostlen, uint16_t *port)

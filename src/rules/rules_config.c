@@ -14,30 +14,6 @@
 
 #define CONFIG_KEYS_MAX 32
 
-/* Collects the section's pairs (sections may be split across the file). */
-static size_t section_kv(const struct op_config_rules *rs, const char *name,
-                         struct op_rules_kv *kv, long *lines)
-{
-    size_t n = 0;
-    for (int i = 0; i < rs->n && n < CONFIG_KEYS_MAX; i++) {
-        const struct op_config_rule_line *l = &rs->items[i];
-        if (strcmp(l->name, name))
-            continue;
-        kv[n].key = (struct op_str){ l->key, strlen(l->key) };
-        kv[n].value = (struct op_str){ l->value, strlen(l->value) };
-        lines[n++] = l->line;
-    }
-    return n;
-}
-
-static bool seen_before(const struct op_config_rules *rs, int i)
-{
-    for (int k = 0; k < i; k++)
-        if (!strcmp(rs->items[k].name, rs->items[i].name))
-            return true;
-    return false;
-}
-
 /* Points the diagnostic at the line of the key it names. */
 static void locate(struct op_diag *d, const struct op_rules_kv *kv, const long *lines, size_t n,
                    const char *file)
@@ -49,12 +25,24 @@ static void locate(struct op_diag *d, const struct op_rules_kv *kv, const long *
             d->line = lines[i];
 }
 
-static int one_rule(const struct op_config_rules *rs, const char *name, const char *file,
+static int one_rule(const struct op_config_sections *rs, const char *name, const char *file,
                     struct op_rules_config_rule *out, struct op_diag *d)
 {
+    struct op_config_kv ckv[CONFIG_KEYS_MAX];
     struct op_rules_kv kv[CONFIG_KEYS_MAX] = { 0 };
     long lines[CONFIG_KEYS_MAX] = { 0 };
-    size_t n = section_kv(rs, name, kv, lines);
+    size_t n = op_config_section_kv(rs, name, ckv, CONFIG_KEYS_MAX);
+    if (n > CONFIG_KEYS_MAX) {
+        snprintf(d->file, sizeof d->file, "%s", file);
+        d->line = ckv[CONFIG_KEYS_MAX - 1].line;
+        op_diag_set(d, "invalid_rule", "[rule.%s] has more than %d keys", name,
+                    CONFIG_KEYS_MAX);
+        return OP_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        kv[i] = (struct op_rules_kv){ ckv[i].key, ckv[i].value };
+        lines[i] = ckv[i].line;
+    }
     struct op_rules_def *def = NULL;
     int rc = op_rules_def_parse(name, strlen(name), kv, n, &def, d);
     if (rc != OP_OK) {
@@ -75,7 +63,7 @@ static int one_rule(const struct op_config_rules *rs, const char *name, const ch
 int op_rules_config_parse(const struct op_config *cfg, struct op_rules_config_rule **out,
                           size_t *nout, struct op_diag *d)
 {
-    const struct op_config_rules *rs = &cfg->rules;
+    const struct op_config_sections *rs = &cfg->rules;
     const char *file = cfg->source[0] ? cfg->source : "(flags)";
     *out = NULL;
     *nout = 0;
@@ -87,7 +75,7 @@ int op_rules_config_parse(const struct op_config *cfg, struct op_rules_config_ru
     size_t n = 0;
     int rc = OP_OK;
     for (int i = 0; i < rs->n && rc == OP_OK; i++)
-        if (!seen_before(rs, i))
+        if (op_config_section_first(rs, i))
             rc = one_rule(rs, rs->items[i].name, file, &v[n++], d);
     if (rc != OP_OK) {
         op_rules_config_free(v, n);

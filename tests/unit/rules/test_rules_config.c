@@ -76,14 +76,14 @@ static void test_limits(void **state)
 {
     (void)state;
     struct op_diag d;
-    size_t cap = (size_t)OP_CONFIG_RULE_LINES * 24 + 64;
+    size_t cap = (size_t)OP_CONFIG_SECTION_LINES * 24 + 64;
     char *text = malloc(cap);
     assert_non_null(text);
     size_t len = (size_t)snprintf(text, cap, "[rule.many]\n");
-    for (int i = 0; i <= OP_CONFIG_RULE_LINES; i++)
+    for (int i = 0; i <= OP_CONFIG_SECTION_LINES; i++)
         len += (size_t)snprintf(text + len, cap - len, "k%d = v\n", i);
     struct op_config *cfg = load(text, OP_EINVAL, &d);
-    assert_int_equal(d.line, OP_CONFIG_RULE_LINES + 2);
+    assert_int_equal(d.line, OP_CONFIG_SECTION_LINES + 2);
     free(cfg);
     free(text);
 
