@@ -102,6 +102,11 @@ struct op_config {
     struct op_config_list auth_cert_roles; /* auth.cert_role = CN ROLE (repeats) */
     int64_t auth_max_failures;  /* auth.max_failures per address per window */
     int64_t auth_failure_window_ms; /* auth.failure_window */
+    char rules_webhook_url[512];    /* rules.webhook_url: empty = no webhook */
+    int64_t rules_webhook_timeout_ms; /* rules.webhook_timeout: per request */
+    int64_t rules_webhook_queue;    /* rules.webhook_queue: events held */
+    char rules_webhook_ca[512];     /* rules.webhook_ca: PEM CA file, empty = system bundle */
+    char rules_webhook_token[256];  /* rules.webhook_token: Bearer token, empty = none */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 
