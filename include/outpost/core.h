@@ -131,6 +131,11 @@ struct op_config {
     int64_t auth_failure_window_ms; /* auth.failure_window */
     struct op_config_sections rules;   /* [rule.NAME] sections (not reloadable) */
     struct op_config_sections uplinks; /* [uplink.NAME] sections (not reloadable) */
+    char rules_webhook_url[512];    /* rules.webhook_url: empty = no webhook */
+    int64_t rules_webhook_timeout_ms; /* rules.webhook_timeout: per request */
+    int64_t rules_webhook_queue;    /* rules.webhook_queue: events held */
+    char rules_webhook_ca[512];     /* rules.webhook_ca: PEM CA file, empty = system bundle */
+    char rules_webhook_token[256];  /* rules.webhook_token: Bearer token, empty = none */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 

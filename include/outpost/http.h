@@ -61,6 +61,17 @@ int op_http_inflight(const struct op_http *h);
  * becomes pending. */
 int op_http_pending(const struct op_http *h);
 
+/* One alert event as the JSON object GET /v1/alerts lists (id, rule,
+ * sensor, kind, state, severity, cause, value, threshold, since, fired_at,
+ * ts), appended to out. OP_OK, OP_ETOOBIG past out's cap, OP_ENOMEM. Any
+ * thread. An op_rules_alert_format_fn, for the webhook sink. */
+int op_http_alert_json(const struct op_store_alert *a, struct op_buf *out);
+
+/* An op_rules_publish_fn (ctx is the server): hands committed alert events
+ * to the GET /v1/alerts/stream subscribers. Copies and returns; never
+ * waits for a client. Any one thread (the rules thread). */
+void op_http_alerts_publish(void *h, const struct op_store_alert *events, size_t n);
+
 /* Closes every connection, stops the threads and frees. NULL-safe. */
 void op_http_stop(struct op_http *h);
 

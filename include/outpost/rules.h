@@ -328,6 +328,43 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
  * Call before op_store_close. NULL-safe. */
 void op_rules_runner_stop(struct op_rules_runner *rr);
 
+/* ---- the webhook sink (rules_webhook.c) ---------------------------------- */
+
+/* Writes one alert event as a JSON object into out (the caller owns out);
+ * OP_OK or an error. The daemon passes the HTTP API's own writer
+ * (op_http_alert_json), so the webhook's payload is one item of
+ * GET /v1/alerts. Called on the rules thread. */
+typedef int op_rules_alert_format_fn(const struct op_store_alert *a, struct op_buf *out);
+
+struct op_rules_webhook_opts {
+    const char *url;       /* http:// or https://; copied */
+    int64_t timeout_ms;    /* one request, connecting included (0: 5 s) */
+    size_t queue_max;      /* events held; when full the oldest is dropped (0: 1024) */
+    const char *ca_file;   /* PEM CA file for https (NULL or "": the system bundle); copied */
+    const char *token;     /* sent as a Bearer token (NULL or "": none); copied */
+    op_rules_alert_format_fn *format; /* required */
+    int64_t backoff_base_ms, backoff_max_ms; /* 0: 500 ms doubling up to 60 s */
+};
+
+struct op_rules_webhook;
+
+/* Checks the options (the URL is parsed, the CA file must be readable),
+ * registers the outpost_rules_webhook_* metrics and starts the delivery
+ * thread. OP_OK, OP_EINVAL with the reason in d (d->field names the config
+ * key), OP_ENOMEM. Main thread. */
+int op_rules_webhook_start(struct op_rules_webhook **out, const struct op_rules_webhook_opts *o,
+                           struct op_diag *d);
+/* An op_rules_publish_fn (ctx is the webhook): formats and queues events,
+ * never waits for the network; when the queue is full the oldest queued
+ * event is dropped and counted. Events are POSTed one at a time, in order;
+ * 2xx delivers, 4xx other than 408/429 gives up on the event (counted), the
+ * rest is retried with backoff (Retry-After honoured, up to the cap). Any
+ * thread, but one at a time (the rules thread). */
+void op_rules_webhook_publish(void *wh, const struct op_store_alert *events, size_t n);
+/* Stops the thread (a request in flight is aborted within about a second),
+ * logs and frees what was still queued. NULL-safe. Main thread. */
+void op_rules_webhook_stop(struct op_rules_webhook *wh);
+
 /* Splits definition text (`key = value` lines, as op_rules_def_format
  * writes) into at most max pairs of views into text; lines without '='
  * are skipped. Returns the count. Any thread. */

@@ -308,6 +308,7 @@ int op_store_get_rule(struct op_store_reader *r, const char *name, op_rule_fn *f
 struct op_alert_query {
     const char *state; /* "firing", "resolved" or NULL for both */
     int64_t since;     /* events with ts >= since */
+    int64_t after_id;  /* and id > after_id (0: from the first; ids only grow) */
     int64_t limit;     /* >= 1 */
 };
 typedef int op_alert_fn(void *ctx, const struct op_store_alert *a);

@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,6 +142,48 @@ static void reload(const char *path, struct op_config *live)
     OP_INFO("core", "SIGHUP: reloaded %s (%d key%s changed)", path, n, n == 1 ? "" : "s");
 }
 
+/* One publish callback for the rules runner, feeding both alert sinks: the
+ * webhook (when configured) and the SSE subscribers of the HTTP server.
+ * The runner starts before the server (rules are loaded before readings
+ * flow), so the server joins once it is up. */
+struct alert_sinks {
+    struct op_rules_webhook *webhook;
+    _Atomic(struct op_http *) http;
+};
+
+static void publish_alerts(void *ctx, const struct op_store_alert *events, size_t n)
+{
+    struct alert_sinks *s = ctx;
+    if (s->webhook)
+        op_rules_webhook_publish(s->webhook, events, n);
+    struct op_http *http = atomic_load(&s->http);
+    if (http)
+        op_http_alerts_publish(http, events, n);
+}
+
+static int webhook_start(const struct op_config *cfg, struct alert_sinks *s)
+{
+    if (!cfg->rules_webhook_url[0])
+        return OP_OK;
+    struct op_rules_webhook_opts o = {
+        .url = cfg->rules_webhook_url,
+        .timeout_ms = cfg->rules_webhook_timeout_ms,
+        .queue_max = (size_t)cfg->rules_webhook_queue,
+        .ca_file = cfg->rules_webhook_ca,
+        .token = cfg->rules_webhook_token,
+        .format = op_http_alert_json,
+    };
+    struct op_diag d;
+    op_diag_clear(&d);
+    snprintf(d.file, sizeof d.file, "%s", cfg->source);
+    int rc = op_rules_webhook_start(&s->webhook, &o, &d);
+    if (rc != OP_OK && !d.msg[0])
+        op_diag_set(&d, "invalid_config", "cannot start the webhook sink: %s", op_err_str(rc));
+    if (rc != OP_OK)
+        op_cli_report(&d);
+    return rc;
+}
+
 /* Stop taking work, let accepted requests finish, commit, close. */
 /* Waits up to ms for every accepted request to be answered; returns how
  * many are still waiting. */
@@ -152,7 +195,8 @@ static int wait_answered(struct op_http *http, int ms)
     return op_http_pending(http);
 }
 
-static void drain(struct op_http *http, struct op_rules_runner *rules, struct op_store *store)
+static void drain(struct op_http *http, struct op_rules_runner *rules, struct op_store *store,
+                  struct alert_sinks *sinks)
 {
     /* Requests still sending their body were not accepted: they are cut
      * when the server stops. Accepted ones are answered first. */
@@ -167,9 +211,13 @@ static void drain(struct op_http *http, struct op_rules_runner *rules, struct op
      * first (it writes to the store); what it has not evaluated yet is
      * evaluated at the next start, from its persisted cursor. */
     op_rules_runner_stop(rules);
+    atomic_store(&sinks->http, NULL);
     op_store_close(store);
     wait_answered(http, 2000);
     op_http_stop(http);
+    /* Last: it may still be retrying an event; a request in flight is
+     * aborted within about a second. */
+    op_rules_webhook_stop(sinks->webhook);
 }
 
 static int serve(const struct op_config *cfg_, const char *config_path,
@@ -246,11 +294,22 @@ static int serve(const struct op_config *cfg_, const char *config_path,
         return 1;
     }
     struct op_http *http = NULL;
+    struct alert_sinks sinks = { .webhook = NULL, .http = NULL }; /* outlives the runner */
+    struct op_rules_runner_opts ropts = *ro;
+    ropts.publish = publish_alerts;
+    ropts.publish_ctx = &sinks;
     /* Rules are loaded, and firing alerts seeded, before readings flow. */
     struct op_rules_runner *rules = NULL;
-    if ((rc = op_rules_runner_start(&rules, store, ro)) != OP_OK) {
+    if (webhook_start(&cfg, &sinks) != OP_OK) {
         close(listen_fd);
         op_store_close(store);
+        op_cli_security_fini(&sec);
+        return 2;
+    }
+    if ((rc = op_rules_runner_start(&rules, store, &ropts)) != OP_OK) {
+        close(listen_fd);
+        op_store_close(store);
+        op_rules_webhook_stop(sinks.webhook);
         op_cli_security_fini(&sec);
         fprintf(stderr, "outpost: cannot start the rules runner: %s\n", op_err_str(rc));
         return 1;
@@ -258,9 +317,11 @@ static int serve(const struct op_config *cfg_, const char *config_path,
     if ((rc = op_http_start(&http, &cfg, store, &sec.http, listen_fd)) != OP_OK) {
         op_rules_runner_stop(rules);
         op_store_close(store);
+        op_rules_webhook_stop(sinks.webhook);
         op_cli_security_fini(&sec);
         return 1;
     }
+    atomic_store(&sinks.http, http);
     op_metrics_gauge("outpost_process_resident_memory_bytes", NULL,
                      "Resident memory of the process", gauge_rss, NULL);
     op_metrics_gauge("outpost_http_inflight_requests", NULL,
@@ -282,7 +343,7 @@ static int serve(const struct op_config *cfg_, const char *config_path,
             break;
     }
     OP_INFO("core", "shutting down: answering %d accepted request(s)", op_http_pending(http));
-    drain(http, rules, store);
+    drain(http, rules, store, &sinks);
     op_cli_security_fini(&sec);
     op_metrics_reset();
     OP_INFO("core", "stopped cleanly");

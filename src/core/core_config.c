@@ -10,11 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "outpost/core.h"
 #include "outpost/err.h"
 
-enum key_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_BOOL, T_LIST };
+enum key_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_BOOL, T_LIST, T_URL };
 
 struct key {
     const char *name; /* "section.key", or "key" at top level */
@@ -88,6 +89,16 @@ static const struct key keys[] = {
       "failed authentications from one address before it gets 429" },
     { "auth.failure_window", T_DURATION, OFF(auth_failure_window_ms), 0, "1m", 1000, DAY, NULL,
       false, "the window those failures are counted in, and how long 429 lasts" },
+    { "rules.webhook_url", T_URL, STR(rules_webhook_url), "", 0, 0, NULL, false,
+      "POST every alert event here as JSON (http:// or https://; empty: no webhook)" },
+    { "rules.webhook_timeout", T_DURATION, OFF(rules_webhook_timeout_ms), 0, "5s", 100,
+      300000, NULL, false, "time allowed for one webhook request (connect included)" },
+    { "rules.webhook_queue", T_INT, OFF(rules_webhook_queue), 0, "1024", 1, 1000000, NULL,
+      false, "alert events held for the webhook; when full the oldest is dropped (counted)" },
+    { "rules.webhook_ca", T_STR, STR(rules_webhook_ca), "", 0, 0, NULL, false,
+      "PEM CA file to verify an https webhook with (empty: the system CA bundle)" },
+    { "rules.webhook_token", T_STR, STR(rules_webhook_token), "", 0, 0, NULL, false,
+      "sent to the webhook as `Authorization: Bearer TOKEN` (empty: no header)" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -126,13 +137,32 @@ static int list_append(struct op_config_list *l, const struct key *k, const char
     return OP_OK;
 }
 
+/* The shape only (scheme, a host, no blanks or control bytes); the sink
+ * that uses the URL parses it fully when it starts. */
+static bool url_ok(const char *v)
+{
+    size_t skip = !strncasecmp(v, "http://", 7) ? 7 : !strncasecmp(v, "https://", 8) ? 8 : 0;
+    if (!skip || !v[skip] || strchr("/?#:", v[skip]))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
 static int set_value(struct op_config *cfg, const struct key *k, const char *v, struct op_diag *d)
 {
     size_t len = strlen(v);
     int64_t n = 0;
     int rc = OP_OK;
     snprintf(d->field, sizeof d->field, "%s", k->name);
+    if (k->type == T_URL && len && !url_ok(v)) {
+        op_diag_set(d, "invalid_config",
+                    "%s: '%.200s' is not an http:// or https:// URL with a host", k->name, v);
+        return OP_EINVAL;
+    }
     switch (k->type) {
+    case T_URL: /* a string once its shape is checked */
     case T_STR:
         if (len >= k->size) {
             op_diag_set(d, "invalid_config", "%s: value longer than %zu bytes", k->name,
@@ -380,7 +410,7 @@ int op_config_apply_reloadable(struct op_config *dst, const struct op_config *sr
         const struct key *k = &keys[i];
         if (!k->reloadable)
             continue;
-        size_t n = k->type == T_STR ? k->size : k->type == T_ENUM ? sizeof(int) : sizeof(int64_t);
+        size_t n = k->type == T_STR || k->type == T_URL ? k->size : k->type == T_ENUM ? sizeof(int) : sizeof(int64_t);
         if (memcmp((char *)dst + k->offset, (const char *)src + k->offset, n)) {
             memcpy((char *)dst + k->offset, (const char *)src + k->offset, n);
             changed++;
@@ -392,7 +422,7 @@ int op_config_apply_reloadable(struct op_config *dst, const struct op_config *sr
 static void print_value(const struct op_config *cfg, const struct key *k, FILE *out)
 {
     const char *base = (const char *)cfg + k->offset;
-    if (k->type == T_STR)
+    if (k->type == T_STR || k->type == T_URL)
         fprintf(out, "%s", base);
     else if (k->type == T_ENUM)
         fprintf(out, "%s", k->choices[*(const int *)base]);

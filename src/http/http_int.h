@@ -101,6 +101,7 @@ struct op_http {
     const struct op_tls_server *tls; /* borrowed; NULL: plain HTTP */
     struct op_limiter *limiter;
     struct op_counter *auth_fail[4]; /* by enum http_auth_fail */
+    struct http_streams *streams;    /* GET /v1/alerts/stream subscribers */
 };
 
 /* ---- authorization (http_auth.c) ---- */
@@ -127,6 +128,21 @@ void http__deadline_arm(struct op_http *h, struct MHD_Connection *conn);
  * the watchdog has already cut the connection (do not serve it). */
 bool http__deadline_disarm(struct MHD_Connection *conn);
 
+/* ---- the alert stream (http_stream.c) ---- */
+#define HTTP_STREAM_CLIENTS_MAX 32          /* subscribers at once; 503 beyond */
+#define HTTP_STREAM_BUFFER_MAX (256u << 10) /* bytes queued per subscriber; cut beyond */
+#define HTTP_STREAM_KEEPALIVE_MS 15000      /* a comment line when idle this long */
+int http__streams_start(struct op_http *h);
+/* Ends every stream (the drain: a stream is a request that never ends)
+ * and stops the keepalives. Idempotent; before the library stops. */
+void http__streams_close(struct op_http *h);
+/* Frees the hub once the library has stopped (no subscriber left). */
+void http__streams_stop(struct op_http *h);
+/* Appends one SSE event "id: ID\nevent: alert\ndata: JSON\n\n" to out; a
+ * line break inside json (the encoder writes none) starts another data
+ * line, as the format requires. OP_OK, OP_ETOOBIG, OP_ENOMEM. */
+int http__sse_frame(struct op_buf *out, int64_t id, const char *json, size_t len);
+
 /* ---- router (http_router.c) ---- */
 extern const struct http_route http__routes[];
 extern const int http__nroutes;
@@ -144,6 +160,9 @@ void http__reply_json(struct http_req *r, unsigned status, struct op_buf *body);
 void http__reply_buf(struct http_req *r, unsigned status, struct op_buf *body, const char *ctype);
 void http__reply_static(struct http_req *r, unsigned status, const char *body, const char *ctype);
 void http__reply_empty(struct http_req *r, unsigned status);
+/* Answers with resp (taken; NULL: out of memory, answered 500 later). */
+void http__reply_response(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                          const char *ctype);
 /* {"error":{"code":..,"message":..,"index":..,"field":..}} from d. */
 void http__reply_error(struct http_req *r, unsigned status, const struct op_diag *d);
 void http__reply_errorf(struct http_req *r, unsigned status, const char *code, const char *field,
@@ -251,6 +270,7 @@ void http__h_rule_get(struct http_req *r);
 void http__h_rule_delete(struct http_req *r);
 void http__h_rules_list(struct http_req *r);
 void http__h_alerts(struct http_req *r);
+void http__h_alerts_stream(struct http_req *r);
 void http__h_healthz(struct http_req *r);
 void http__h_readyz(struct http_req *r);
 void http__h_metrics(struct http_req *r);

@@ -21,6 +21,12 @@ static void set_response(struct http_req *r, unsigned status, struct MHD_Respons
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 }
 
+void http__reply_response(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                          const char *ctype)
+{
+    set_response(r, status, resp, ctype);
+}
+
 void http__reply_json(struct http_req *r, unsigned status, struct op_buf *body)
 {
     http__reply_buf(r, status, body, "application/json");

@@ -25,6 +25,7 @@ const struct http_route http__routes[] = {
     { "/v1/rules/{id}", HM_GET, http__h_rule_get, false, OP_ROLE_READ },
     { "/v1/rules/{id}", HM_DELETE, http__h_rule_delete, false, OP_ROLE_ADMIN },
     { "/v1/alerts", HM_GET, http__h_alerts, false, OP_ROLE_READ },
+    { "/v1/alerts/stream", HM_GET, http__h_alerts_stream, false, OP_ROLE_READ },
     { "/data", HM_POST, http__h_compat_data_post, true, OP_ROLE_INGEST },
     { "/data", HM_GET, http__h_compat_data_get, false, OP_ROLE_READ },
     { "/status", HM_POST, http__h_compat_status_post, false, OP_ROLE_INGEST },

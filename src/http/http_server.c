@@ -454,6 +454,7 @@ static void register_metrics(struct op_http *h)
 
 static void free_server(struct op_http *h)
 {
+    http__streams_stop(h);
     http__auth_stop(h);
     http__deadlines_stop(h);
     op_free(h->stats);
@@ -479,7 +480,7 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
         return OP_ENOMEM;
     }
     register_metrics(h);
-    if (http__deadlines_start(h) || http__auth_start(h)) {
+    if (http__deadlines_start(h) || http__auth_start(h) || http__streams_start(h)) {
         free_server(h);
         close(listen_fd);
         return OP_ENOMEM;
@@ -533,6 +534,7 @@ uint16_t op_http_port(const struct op_http *h)
 void op_http_quiesce(struct op_http *h)
 {
     atomic_store(&h->closing, true);
+    http__streams_close(h);
     MHD_socket fd = MHD_quiesce_daemon(h->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -552,6 +554,7 @@ void op_http_stop(struct op_http *h)
 {
     if (!h)
         return;
+    http__streams_close(h);
     MHD_stop_daemon(h->daemon);
     free_server(h);
 }

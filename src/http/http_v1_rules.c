@@ -3,7 +3,9 @@
  * object of key -> string/number/bool, validated by the rule engine's own
  * parser (op_rules_def_parse) and stored in its canonical text; the rules
  * runner picks changes up from the store (see docs/rules.md). Alerts are
- * the events the runner stored, queried by state and time.
+ * the events the runner stored, queried by state and time; the one writer
+ * of an alert's JSON object here also serves the SSE stream
+ * (http_stream.c) and the webhook sink (op_http_alert_json).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -227,6 +229,14 @@ static int alert_one(void *ctx, const struct op_store_alert *a)
     http__json_int(j, a->ts);
     http__json_obj_close(j);
     return j->rc != 0;
+}
+
+int op_http_alert_json(const struct op_store_alert *a, struct op_buf *out)
+{
+    struct http_json j;
+    if (http__json_init(&j, out) == OP_OK)
+        alert_one(&j, a);
+    return http__json_fini(&j);
 }
 
 static void alerts_job(struct op_store_reader *rd, struct op_store_read_job *job)

@@ -314,5 +314,43 @@ struct op_store_reader;
  * each selected sensor's newest) with seq <= upto_seq. */
 int rules__replay(struct op_rules *eng, struct op_store_reader *rd, int64_t upto_seq,
                   int64_t *replayed);
+/* ---- the webhook sink's delivery policy (rules_delivery.c) ------------ */
+
+/* One alert event as the webhook sends it: its store id and its JSON. */
+struct rules__msg {
+    int64_t id;
+    size_t len;
+    char json[]; /* len bytes, NUL-terminated */
+};
+
+/* A bounded FIFO of messages: push never blocks and never fails for lack
+ * of room; at capacity the oldest message is pushed out. */
+struct rules__queue {
+    struct rules__msg **ring;
+    size_t cap, head, n;
+};
+/* OP_OK or OP_ENOMEM; cap >= 1. */
+int rules__queue_init(struct rules__queue *q, size_t cap);
+/* Frees the ring and every message still in it; returns how many there were. */
+size_t rules__queue_fini(struct rules__queue *q);
+/* Appends m (the queue owns it now). Returns the message dropped to make
+ * room (the caller frees and counts it), or NULL. */
+struct rules__msg *rules__queue_push(struct rules__queue *q, struct rules__msg *m);
+/* The oldest message (the caller owns it), or NULL when empty. */
+struct rules__msg *rules__queue_pop(struct rules__queue *q);
+
+/* What a webhook's HTTP status means for the event it answered. */
+enum rules__verdict { RULES__DELIVERED, RULES__REJECTED, RULES__RETRY };
+enum rules__verdict rules__http_verdict(long status);
+
+/* Full-jitter exponential backoff: a uniform delay in [0, min(cap, base *
+ * 2^attempt)] drawn from rnd (attempt 0 is the first retry). */
+int64_t rules__backoff_ms(unsigned attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd);
+/* The wait before the next attempt: the receiver's Retry-After (seconds,
+ * > 0) when it gave one, else the backoff; never more than cap_ms. */
+int64_t rules__retry_delay_ms(unsigned attempt, int64_t retry_after_s, int64_t base_ms,
+                              int64_t cap_ms, uint64_t rnd);
+/* A small non-cryptographic generator (splitmix64) for the jitter. */
+uint64_t rules__rand_next(uint64_t *state);
 
 #endif

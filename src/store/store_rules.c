@@ -28,9 +28,10 @@ const char *const store__rules_rsql[R_STMT_COUNT] = {
                 " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)",
     [R_RULES] = "SELECT name, definition, updated_at, origin FROM rules ORDER BY name",
     [R_RULE_GET] = "SELECT name, definition, updated_at, origin FROM rules WHERE name = ?1",
-    [R_ALERTS] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 ORDER BY id LIMIT ?2",
-    [R_ALERTS_STATE] = "SELECT " ALERT_COLS " FROM alerts WHERE ts >= ?1 AND state = ?3"
-                       " ORDER BY id LIMIT ?2",
+    [R_ALERTS] = "SELECT " ALERT_COLS " FROM alerts WHERE id > ?4 AND ts >= ?1"
+                 " ORDER BY id LIMIT ?2",
+    [R_ALERTS_STATE] = "SELECT " ALERT_COLS " FROM alerts WHERE id > ?4 AND ts >= ?1"
+                       " AND state = ?3 ORDER BY id LIMIT ?2",
     [R_ALERTS_FIRING] = "SELECT " ALERT_COLS " FROM alerts a WHERE state = 'firing'"
                         " AND NOT EXISTS (SELECT 1 FROM alerts b WHERE b.rule = a.rule"
                         " AND b.sensor = a.sensor AND b.id > a.id AND b.state = 'resolved')"
@@ -448,6 +449,7 @@ int op_store_query_alerts(struct op_store_reader *r, const struct op_alert_query
         return OP_EIO;
     sqlite3_bind_int64(st, 1, q->since);
     sqlite3_bind_int64(st, 2, q->limit);
+    sqlite3_bind_int64(st, 4, q->after_id);
     if (q->state)
         sqlite3_bind_text(st, 3, q->state, -1, SQLITE_STATIC);
     return alert_rows(r, st, fn, ctx);

@@ -64,6 +64,10 @@ static void test_errors_name_line_and_key(void **state)
         { "[http]\ntimeout = soon\n", 2, "http.timeout" },
         { "[http]\nmax_body = 1TB\n", 2, "http.max_body" },
         { "[store\nsync=full\n", 1, "" },
+        { "[rules]\n\nwebhook_url = ftp://x/y\n", 3, "rules.webhook_url" },
+        { "[rules]\nwebhook_url = http:///nohost\n", 2, "rules.webhook_url" },
+        { "[rules]\nwebhook_url = https://a b/\n", 2, "rules.webhook_url" },
+        { "[rules]\nwebhook_queue = 0\n", 2, "rules.webhook_queue" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(cases[i].text);
@@ -96,6 +100,25 @@ static void test_set_and_reload(void **state)
     assert_int_equal(live.sync_mode, OP_SYNC_FULL);
     assert_int_equal(op_config_set(&live, "nope", "1", &d), OP_EINVAL);
     assert_string_equal(d.code, "unknown_key");
+}
+
+static void test_webhook_keys(void **state)
+{
+    (void)state;
+    struct op_config c;
+    struct op_diag d;
+    op_diag_clear(&d);
+    op_config_defaults(&c);
+    assert_string_equal(c.rules_webhook_url, "");
+    assert_true(c.rules_webhook_timeout_ms == 5000);
+    assert_true(c.rules_webhook_queue == 1024);
+    assert_int_equal(op_config_set(&c, "rules.webhook_url", "HTTPS://hooks.example:8443/a?b=1",
+                                   &d), OP_OK);
+    assert_string_equal(c.rules_webhook_url, "HTTPS://hooks.example:8443/a?b=1");
+    assert_int_equal(op_config_set(&c, "rules.webhook_url", "http://[::1]:9/", &d), OP_OK);
+    assert_int_equal(op_config_set(&c, "rules.webhook_url", "", &d), OP_OK); /* off again */
+    assert_int_equal(op_config_set(&c, "rules.webhook_url", "127.0.0.1:9", &d), OP_EINVAL);
+    assert_int_equal(op_config_set(&c, "rules.webhook_timeout", "50ms", &d), OP_ERANGE);
 }
 
 static void test_print_round_trips(void **state)
@@ -200,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_set_and_reload),
+        cmocka_unit_test(test_webhook_keys),
         cmocka_unit_test(test_print_round_trips),
         cmocka_unit_test(test_listen_split),
         cmocka_unit_test(test_load_string_and_bools),
