@@ -136,6 +136,9 @@ struct op_config {
     int64_t rules_webhook_queue;    /* rules.webhook_queue: events held */
     char rules_webhook_ca[512];     /* rules.webhook_ca: PEM CA file, empty = system bundle */
     char rules_webhook_token[256];  /* rules.webhook_token: Bearer token, empty = none */
+    struct op_config_list receiver_seal_keys; /* receiver.seal_key = PATH (repeats) */
+    int64_t receiver_max_body;      /* receiver.max_body: bytes of one POST /v1/uplink */
+    int64_t receiver_max_points;    /* receiver.max_points: readings in one batch */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 

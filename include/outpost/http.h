@@ -20,6 +20,8 @@ struct op_http;
 struct op_http_sec {
     const struct op_auth *auth;      /* credentials; none configured: no checks */
     const struct op_tls_server *tls; /* HTTPS (and mutual TLS with a client CA) */
+    const struct op_seal_key *seal_keys; /* open sealed uplink batches (receiver.seal_key) */
+    size_t nseal_keys;
 };
 
 /* Creates the listening socket for cfg->listen (bound, listening,

@@ -24,6 +24,8 @@ int op_cli_tls(int argc, char **argv);
 struct cli_security {
     struct op_auth *auth;
     struct op_tls_server tls;
+    struct op_seal_key *seal_keys; /* receiver.seal_key, for POST /v1/uplink */
+    size_t nseal_keys;
     struct op_http_sec http; /* what the server gets */
     bool insecure;           /* beyond loopback without TLS + credentials */
 };
@@ -36,5 +38,28 @@ int op_cli_security_check_bind(struct cli_security *s, const struct op_config *c
 /* Drops root for cfg->user, if set; 0 or an exit status. */
 int op_cli_security_drop(const struct op_config *cfg);
 void op_cli_security_fini(struct cli_security *s);
+
+/* ---- uplinks (cli_uplink.c) ---- */
+struct op_uplink_cfg;
+struct op_sync_encoder;
+struct op_sync;
+struct op_store_opts;
+struct op_store;
+struct cli_uplinks {
+    struct op_uplink_cfg *cfg;
+    size_t n;
+    const char **names;
+    struct op_sync_encoder *enc;
+    struct op_sync *sync;
+};
+/* Validates the [uplink.NAME] sections; 0 or an exit status (printed). */
+int op_cli_uplinks_load(struct cli_uplinks *u, const struct op_config *cfg);
+/* Names the uplinks and the outbox encoder in the store's options. */
+void op_cli_uplinks_store_opts(const struct cli_uplinks *u, struct op_store_opts *so);
+int op_cli_uplinks_start(struct cli_uplinks *u, struct op_store *store);
+/* Stops the uplink threads (before the store closes). */
+void op_cli_uplinks_stop(struct cli_uplinks *u);
+/* Frees the rest, the encoder included: after the store has closed. */
+void op_cli_uplinks_fini(struct cli_uplinks *u);
 
 #endif

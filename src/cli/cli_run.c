@@ -220,8 +220,8 @@ static void drain(struct op_http *http, struct op_rules_runner *rules, struct op
     op_rules_webhook_stop(sinks->webhook);
 }
 
-static int serve(const struct op_config *cfg_, const char *config_path,
-                 const struct op_rules_runner_opts *ro);
+static int serve(struct op_config *cfg, const char *config_path,
+                 const struct op_rules_runner_opts *ro, struct cli_uplinks *up);
 
 int op_cli_run(int argc, char **argv)
 {
@@ -241,24 +241,27 @@ int op_cli_run(int argc, char **argv)
         return 2;
     }
     ro.config_rules = crules;
-    if (a.print)
-        op_config_print(&cfg, stdout);
-    else
-        rc = serve(&cfg, a.config, &ro);
+    struct cli_uplinks up;
+    if ((rc = op_cli_uplinks_load(&up, &cfg)) == 0) {
+        if (a.print)
+            op_config_print(&cfg, stdout);
+        else
+            rc = serve(&cfg, a.config, &ro, &up);
+        op_cli_uplinks_fini(&up);
+    }
     op_rules_config_free(crules, ro.nconfig_rules);
     return rc;
 }
 
 /* Binds, drops root, opens the store, starts the rules and the server,
  * and runs until SIGTERM/SIGINT; SIGHUP reloads config_path. */
-static int serve(const struct op_config *cfg_, const char *config_path,
-                 const struct op_rules_runner_opts *ro)
+static int serve(struct op_config *cfg, const char *config_path,
+                 const struct op_rules_runner_opts *ro, struct cli_uplinks *up)
 {
     int rc;
-    struct op_config cfg = *cfg_;
-    op_log_set_level((enum op_log_level)cfg.log_level);
+    op_log_set_level((enum op_log_level)cfg->log_level);
     struct cli_security sec;
-    if ((rc = op_cli_security_load(&sec, &cfg)) != 0)
+    if ((rc = op_cli_security_load(&sec, cfg)) != 0)
         return rc;
     op_signals_block();
 
@@ -266,28 +269,29 @@ static int serve(const struct op_config *cfg_, const char *config_path,
      * actually bound, drop root, and only then open the store and serve:
      * no file is created and no request served as root. */
     int listen_fd = -1;
-    if (op_http_listen(&cfg, &listen_fd) != OP_OK) {
+    if (op_http_listen(cfg, &listen_fd) != OP_OK) {
         op_cli_security_fini(&sec);
         return 1;
     }
-    if ((rc = op_cli_security_check_bind(&sec, &cfg, listen_fd)) != 0 ||
-        (rc = op_cli_security_drop(&cfg)) != 0) {
+    if ((rc = op_cli_security_check_bind(&sec, cfg, listen_fd)) != 0 ||
+        (rc = op_cli_security_drop(cfg)) != 0) {
         close(listen_fd);
         op_cli_security_fini(&sec);
         return rc;
     }
     struct op_store_opts so = {
-        .dir = cfg.data_dir,
-        .sync_mode = cfg.sync_mode,
-        .queue_max_bytes = (size_t)cfg.queue_max_bytes,
-        .readers = (int)cfg.store_readers,
-        .retention_age_ms = cfg.retention_age_ms,
-        .retention_bytes = cfg.retention_bytes,
-        .retention_interval_ms = cfg.retention_interval_ms,
+        .dir = cfg->data_dir,
+        .sync_mode = cfg->sync_mode,
+        .queue_max_bytes = (size_t)cfg->queue_max_bytes,
+        .readers = (int)cfg->store_readers,
+        .retention_age_ms = cfg->retention_age_ms,
+        .retention_bytes = cfg->retention_bytes,
+        .retention_interval_ms = cfg->retention_interval_ms,
     };
+    op_cli_uplinks_store_opts(up, &so);
     struct op_store *store = NULL;
     if ((rc = op_store_open(&store, &so)) != OP_OK) {
-        fprintf(stderr, "outpost: cannot open the store in %s: %s\n", cfg.data_dir,
+        fprintf(stderr, "outpost: cannot open the store in %s: %s\n", cfg->data_dir,
                 op_err_str(rc));
         close(listen_fd);
         op_cli_security_fini(&sec);
@@ -300,7 +304,7 @@ static int serve(const struct op_config *cfg_, const char *config_path,
     ropts.publish_ctx = &sinks;
     /* Rules are loaded, and firing alerts seeded, before readings flow. */
     struct op_rules_runner *rules = NULL;
-    if (webhook_start(&cfg, &sinks) != OP_OK) {
+    if (webhook_start(cfg, &sinks) != OP_OK) {
         close(listen_fd);
         op_store_close(store);
         op_cli_security_fini(&sec);
@@ -314,7 +318,7 @@ static int serve(const struct op_config *cfg_, const char *config_path,
         fprintf(stderr, "outpost: cannot start the rules runner: %s\n", op_err_str(rc));
         return 1;
     }
-    if ((rc = op_http_start(&http, &cfg, store, &sec.http, listen_fd)) != OP_OK) {
+    if ((rc = op_http_start(&http, cfg, store, &sec.http, listen_fd)) != OP_OK) {
         op_rules_runner_stop(rules);
         op_store_close(store);
         op_rules_webhook_stop(sinks.webhook);
@@ -322,27 +326,36 @@ static int serve(const struct op_config *cfg_, const char *config_path,
         return 1;
     }
     atomic_store(&sinks.http, http);
+    if (op_cli_uplinks_start(up, store) != 0) {
+        op_http_quiesce(http);
+        drain(http, rules, store, &sinks);
+        op_cli_security_fini(&sec);
+        return 1;
+    }
     op_metrics_gauge("outpost_process_resident_memory_bytes", NULL,
                      "Resident memory of the process", gauge_rss, NULL);
     op_metrics_gauge("outpost_http_inflight_requests", NULL,
                      "Requests accepted and not yet answered", gauge_inflight, http);
     char host[128];
     uint16_t port;
-    op_config_listen_split(cfg.listen, host, sizeof host, &port);
+    op_config_listen_split(cfg->listen, host, sizeof host, &port);
     OP_INFO("http", "listening on %s://%s:%u (data in %s, store.sync=%s%s%s)",
-            op_http_tls(http) ? "https" : "http", host, op_http_port(http), cfg.data_dir,
-            cfg.sync_mode == OP_SYNC_FULL ? "full" : "normal",
+            op_http_tls(http) ? "https" : "http", host, op_http_port(http), cfg->data_dir,
+            cfg->sync_mode == OP_SYNC_FULL ? "full" : "normal",
             sec.tls.client_ca_pem ? ", mutual TLS" : "",
             op_sec_auth_enabled(sec.auth) ? ", tokens required" : "");
 
     for (;;) {
         int sig = op_signals_wait(1000);
         if (sig == SIGHUP)
-            reload(config_path, &cfg);
+            reload(config_path, cfg);
         else if (sig == SIGTERM || sig == SIGINT)
             break;
     }
     OP_INFO("core", "shutting down: answering %d accepted request(s)", op_http_pending(http));
+    /* Uplinks stop first, at a batch boundary: what they had not sent
+     * waits in the outbox for the next start. */
+    op_cli_uplinks_stop(up);
     drain(http, rules, store, &sinks);
     op_cli_security_fini(&sec);
     op_metrics_reset();

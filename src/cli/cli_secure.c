@@ -18,6 +18,29 @@ static double gauge_insecure(void *ctx)
     return *(const bool *)ctx ? 1 : 0;
 }
 
+/* The receiver's sealing keys (receiver.seal_key lines), read as root
+ * like the other secrets. */
+static int seal_keys_load(struct cli_security *s, const struct op_config *cfg, struct op_diag *d)
+{
+    const struct op_config_list *l = &cfg->receiver_seal_keys;
+    if (l->n == 0)
+        return OP_OK;
+    if (!(s->seal_keys = op_calloc((size_t)l->n, sizeof(*s->seal_keys))))
+        return OP_ENOMEM;
+    for (int i = 0; i < l->n; i++) {
+        int rc = op_sec_seal_key_load(&s->seal_keys[i], l->items[i].v);
+        if (rc != OP_OK) {
+            snprintf(d->file, sizeof d->file, "%s", cfg->source);
+            d->line = l->items[i].line > 0 ? l->items[i].line : -1;
+            op_diag_set(d, "invalid_config", "receiver.seal_key: cannot load %.200s: %s",
+                        l->items[i].v, op_err_str(rc));
+            return rc;
+        }
+        s->nseal_keys++;
+    }
+    return OP_OK;
+}
+
 int op_cli_security_load(struct cli_security *s, const struct op_config *cfg)
 {
     struct op_diag d;
@@ -43,8 +66,15 @@ int op_cli_security_load(struct cli_security *s, const struct op_config *cfg)
         op_cli_security_fini(s);
         return 2;
     }
+    if (seal_keys_load(s, cfg, &d) != OP_OK) {
+        op_cli_report(&d);
+        op_cli_security_fini(s);
+        return 2;
+    }
     s->http.auth = s->auth;
     s->http.tls = s->tls.cert_pem ? &s->tls : NULL;
+    s->http.seal_keys = s->seal_keys;
+    s->http.nseal_keys = s->nseal_keys;
     return 0;
 }
 
@@ -102,4 +132,9 @@ void op_cli_security_fini(struct cli_security *s)
     op_sec_auth_destroy(s->auth);
     s->auth = NULL;
     op_sec_tls_server_fini(&s->tls);
+    for (size_t i = 0; i < s->nseal_keys; i++)
+        op_sec_seal_key_wipe(&s->seal_keys[i]);
+    op_free(s->seal_keys);
+    s->seal_keys = NULL;
+    s->nseal_keys = 0;
 }

@@ -98,7 +98,12 @@ static const struct key keys[] = {
     { "rules.webhook_ca", T_STR, STR(rules_webhook_ca), "", 0, 0, NULL, false,
       "PEM CA file to verify an https webhook with (empty: the system CA bundle)" },
     { "rules.webhook_token", T_STR, STR(rules_webhook_token), "", 0, 0, NULL, false,
-      "sent to the webhook as `Authorization: Bearer TOKEN` (empty: no header)" },
+      "sent to the webhook as `Authorization: Bearer TOKEN` (empty: no header)" },    { "receiver.seal_key", T_LIST, OFF(receiver_seal_keys), 0, "", 0, 0, NULL, false,
+      "sealing key file(s) that open sealed uplink batches; with any, unsealed ones are refused" },
+    { "receiver.max_body", T_SIZE, OFF(receiver_max_body), 0, "64MiB", 1024, 1024 * MB, NULL,
+      false, "largest uplink batch POST /v1/uplink accepts (bytes on the wire)" },
+    { "receiver.max_points", T_INT, OFF(receiver_max_points), 0, "1000000", 1, 16777216, NULL,
+      false, "most readings one uplink batch may hold" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

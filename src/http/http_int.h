@@ -27,11 +27,17 @@ struct http_req;
  * hands it to the store (http__suspend), whose callback answers later. */
 typedef void http_handler_fn(struct http_req *r);
 
+enum http_body {
+    HB_NONE = 0,
+    HB_JSON,  /* application/json, up to http.max_body */
+    HB_BATCH, /* application/x-outpost-batch, up to receiver.max_body */
+};
+
 struct http_route {
     const char *pattern; /* exact path, or a prefix ending in "{id}" */
     int method;
     http_handler_fn *fn;
-    bool json_body;      /* takes a JSON body: 411/413/415 checks apply */
+    enum http_body body; /* the body it takes: 411/413/415 checks apply */
     enum op_role role;   /* who may call it (docs/security.md's role table) */
 };
 
@@ -71,6 +77,7 @@ struct http_req {
     struct op_store_read_job job;
     struct http_readings readings;
     char *owned[2];  /* strings a handler keeps for its async work, freed with the request */
+    struct op_sync_batch_in *batch_in; /* POST /v1/uplink: the decoded batch, freed likewise */
     struct {         /* parsed query parameters of the read routes */
         struct op_range_query range;
         struct op_agg_query agg;
@@ -102,6 +109,9 @@ struct op_http {
     struct op_limiter *limiter;
     struct op_counter *auth_fail[4]; /* by enum http_auth_fail */
     struct http_streams *streams;    /* GET /v1/alerts/stream subscribers */
+    const struct op_seal_key *seal_keys; /* borrowed: keys that open uplink batches */
+    size_t nseal_keys;
+    struct op_counter *received, *received_dup, *received_bad;
 };
 
 /* ---- authorization (http_auth.c) ---- */
@@ -271,6 +281,7 @@ void http__h_rule_delete(struct http_req *r);
 void http__h_rules_list(struct http_req *r);
 void http__h_alerts(struct http_req *r);
 void http__h_alerts_stream(struct http_req *r);
+void http__h_uplink_post(struct http_req *r);
 void http__h_healthz(struct http_req *r);
 void http__h_readyz(struct http_req *r);
 void http__h_metrics(struct http_req *r);

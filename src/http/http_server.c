@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "http_int.h"
+#include "outpost/sync.h"
 #include "outpost/err.h"
 
 static const double latency_bounds[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -171,10 +172,20 @@ static bool conflicting_lengths(struct MHD_Connection *conn)
     return sc.differ;
 }
 
-/* Header checks for routes that take a JSON body; sets a reply on failure. */
+static bool is_batch_type(const char *ct)
+{
+    size_t n = strlen("application/x-outpost-batch");
+    return ct && strncasecmp(ct, "application/x-outpost-batch", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Header checks for routes that take a body; sets a reply on failure. */
 static void check_body_headers(struct http_req *r)
 {
     const struct op_config *cfg = r->srv->cfg;
+    bool batch = r->route->body == HB_BATCH;
+    int64_t max = batch ? cfg->receiver_max_body : cfg->http_max_body;
+    r->body.max = (size_t)max;
     const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     const char *te = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -185,16 +196,17 @@ static void check_body_headers(struct http_req *r)
         return;
     }
     int64_t len;
-    if (cl && (op_parse_i64(cl, strlen(cl), &len) || len > cfg->http_max_body)) {
+    if (cl && (op_parse_i64(cl, strlen(cl), &len) || len > max)) {
         http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %lld bytes",
-                           (long long)cfg->http_max_body);
+                           (long long)max);
         return;
     }
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!is_json_type(ct))
+    if (batch ? !is_batch_type(ct) : !is_json_type(ct))
         http__reply_errorf(r, 415, "unsupported_media_type", NULL,
-                           "Content-Type must be application/json, not %.64s", ct);
+                           "Content-Type must be %s, not %.64s",
+                           batch ? "application/x-outpost-batch" : "application/json", ct);
 }
 
 static struct http_req *req_create(struct op_http *h, struct MHD_Connection *conn,
@@ -231,7 +243,7 @@ static struct http_req *req_create(struct op_http *h, struct MHD_Connection *con
         http__reply_errorf(r, 404, "not_found", NULL, "no route for %.16s %.128s", method, url);
     } else if (!http__authorize(r)) {
         /* refused: the reply is set */
-    } else if (r->route->json_body) {
+    } else if (r->route->body != HB_NONE) {
         check_body_headers(r);
     }
     return r;
@@ -273,6 +285,10 @@ static void req_free(struct http_req *r)
     http__readings_free(&r->readings);
     op_free(r->owned[0]);
     op_free(r->owned[1]);
+    if (r->batch_in) {
+        op_sync_batch_in_free(r->batch_in);
+        op_free(r->batch_in);
+    }
     if (r->resp)
         MHD_destroy_response(r->resp);
     op_free(r);
@@ -319,8 +335,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->suspended || r->status)
         return queue_reply(r); /* resumed after async work */
     if (r->body_err == 413) {
-        http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %lld bytes",
-                           (long long)h->cfg->http_max_body);
+        http__reply_errorf(r, 413, "body_too_large", NULL, "the body is larger than %zu bytes",
+                           r->body.max);
         return queue_reply(r);
     }
     if (r->body_err) {
@@ -473,6 +489,15 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
     h->store = store;
     h->auth = sec ? sec->auth : NULL;
     h->tls = sec ? sec->tls : NULL;
+    h->seal_keys = sec ? sec->seal_keys : NULL;
+    h->nseal_keys = sec ? sec->nseal_keys : 0;
+    h->received = op_metrics_counter("outpost_receiver_readings_total", "result=\"stored\"",
+                                     "readings in uplink batches received, by outcome");
+    h->received_dup = op_metrics_counter("outpost_receiver_readings_total",
+                                         "result=\"duplicate\"",
+                                         "readings in uplink batches received, by outcome");
+    h->received_bad = op_metrics_counter("outpost_receiver_bad_batches_total", NULL,
+                                         "uplink batches refused (bad header, seal or payload)");
     h->stats = op_calloc((size_t)http__nroutes + 1, sizeof *h->stats);
     if (!h->stats) {
         op_free(h);

@@ -294,6 +294,7 @@ struct rules__pending {
     struct op_counter *c_alerts, *c_derived, *c_marks; /* dropped, by what */
 };
 
+/* p must be zeroed memory already. */
 void rules__pending_init(struct rules__pending *p, struct op_counter *dropped_alerts,
                          struct op_counter *dropped_derived, struct op_counter *dropped_marks);
 /* Copy one engine output (strings are borrowed by the callbacks). */

@@ -9,7 +9,7 @@
  * its oldest events are dropped, counted. Every event is also in the
  * alerts table, so nothing dropped here is lost to GET /v1/alerts.
  */
-#include <curl/curl.h>
+#include "outpost/curl.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -189,19 +189,19 @@ static enum rules__verdict post(struct op_rules_webhook *wh, const struct rules_
     *status = 0;
     *retry_after_s = 0;
     wh->errbuf[0] = '\0';
-    curl_easy_setopt(wh->curl, CURLOPT_POSTFIELDS, (const char *)m->json);
-    curl_easy_setopt(wh->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
-    CURLcode rc = curl_easy_perform(wh->curl);
+    op_curl()->easy_setopt(wh->curl, CURLOPT_POSTFIELDS, (const char *)m->json);
+    op_curl()->easy_setopt(wh->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)m->len);
+    CURLcode rc = op_curl()->easy_perform(wh->curl);
     if (rc != CURLE_OK) {
         *why = classify(rc);
         return RULES__RETRY;
     }
-    curl_easy_getinfo(wh->curl, CURLINFO_RESPONSE_CODE, status);
+    op_curl()->easy_getinfo(wh->curl, CURLINFO_RESPONSE_CODE, status);
     enum rules__verdict v = rules__http_verdict(*status);
     if (v == RULES__RETRY) {
         curl_off_t ra = 0;
         /* curl parses both forms (delta-seconds and an HTTP date). */
-        if (curl_easy_getinfo(wh->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+        if (op_curl()->easy_getinfo(wh->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             *retry_after_s = (int64_t)ra;
         *why = WF_STATUS;
     }
@@ -250,22 +250,22 @@ static void *wh_main(void *arg)
 
 static int check_url(const char *url, struct op_diag *d)
 {
-    CURLU *u = curl_url();
+    CURLU *u = op_curl()->url();
     char *scheme = NULL, *host = NULL;
     int rc = OP_EINVAL;
     if (!u)
         return OP_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] &&
+    if (op_curl()->url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        op_curl()->url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        op_curl()->url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] &&
         (!strcmp(scheme, "http") || !strcmp(scheme, "https")))
         rc = OP_OK;
     else
         op_diag_set(d, "invalid_config", "rules.webhook_url: '%.200s' is not an http(s) URL",
                     url);
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    op_curl()->free(scheme);
+    op_curl()->free(host);
+    op_curl()->url_cleanup(u);
     return rc;
 }
 
@@ -296,31 +296,31 @@ static void register_metrics(struct op_rules_webhook *wh)
 /* The options that never change between requests. */
 static int setup_curl(struct op_rules_webhook *wh)
 {
-    if (!(wh->curl = curl_easy_init()))
+    if (!(wh->curl = op_curl()->easy_init()))
         return OP_ENOMEM;
-    wh->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    wh->headers = op_curl()->slist_append(NULL, "Content-Type: application/json");
     if (wh->headers && wh->auth)
-        wh->headers = curl_slist_append(wh->headers, wh->auth);
+        wh->headers = op_curl()->slist_append(wh->headers, wh->auth);
     if (!wh->headers)
         return OP_ENOMEM;
     CURL *c = wh->curl;
-    curl_easy_setopt(c, CURLOPT_URL, wh->url);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, wh->headers);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "outpost");
+    op_curl()->easy_setopt(c, CURLOPT_URL, wh->url);
+    op_curl()->easy_setopt(c, CURLOPT_POST, 1L);
+    op_curl()->easy_setopt(c, CURLOPT_HTTPHEADER, wh->headers);
+    op_curl()->easy_setopt(c, CURLOPT_USERAGENT, "outpost");
     /* No signals from a thread that is not the main one (DNS timeouts). */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)wh->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)wh->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, wh->errbuf);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, wh);
+    op_curl()->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    op_curl()->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)wh->timeout_ms);
+    op_curl()->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)wh->timeout_ms);
+    op_curl()->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    op_curl()->easy_setopt(c, CURLOPT_ERRORBUFFER, wh->errbuf);
+    op_curl()->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    op_curl()->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    op_curl()->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    op_curl()->easy_setopt(c, CURLOPT_XFERINFODATA, wh);
     /* Verification is curl's default; only the trust anchors may change. */
     if (wh->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, wh->ca_file);
+        op_curl()->easy_setopt(c, CURLOPT_CAINFO, wh->ca_file);
     return OP_OK;
 }
 
@@ -365,14 +365,14 @@ int op_rules_webhook_start(struct op_rules_webhook **out, const struct op_rules_
     int rc = check_url(o->url, d);
     if (rc != OP_OK)
         return rc;
-    /* Thread-safe since curl 7.84, and a no-op after the first call. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return OP_ENOMEM;
-    struct op_rules_webhook *wh = op_calloc(1, sizeof *wh);
-    if (!wh) {
-        curl_global_cleanup();
-        return OP_ENOMEM;
+    /* libcurl is loaded here, on first use (outpost/curl.h). */
+    if (!op_curl()) {
+        op_diag_set(d, "invalid_config", "the webhook needs libcurl, which cannot be loaded");
+        return OP_EIO;
     }
+    struct op_rules_webhook *wh = op_calloc(1, sizeof *wh);
+    if (!wh)
+        return OP_ENOMEM;
     pthread_mutex_init(&wh->mu, NULL);
     pthread_cond_init(&wh->cv, NULL);
     wh->rng = (uint64_t)op_time_mono_ns() ^ ((uint64_t)getpid() << 32);
@@ -413,13 +413,12 @@ void op_rules_webhook_stop(struct op_rules_webhook *wh)
                         " alerts table)", left);
     op_free(wh->cur);
     if (wh->curl)
-        curl_easy_cleanup(wh->curl);
-    curl_slist_free_all(wh->headers);
+        op_curl()->easy_cleanup(wh->curl);
+    op_curl()->slist_free_all(wh->headers);
     op_free(wh->url);
     op_free(wh->ca_file);
     op_free(wh->auth);
     pthread_mutex_destroy(&wh->mu);
     pthread_cond_destroy(&wh->cv);
     op_free(wh);
-    curl_global_cleanup();
 }

@@ -1,0 +1,230 @@
+/*
+ * sync_config.c: the config file's [uplink.NAME] sections. core keeps
+ * their lines as text; here each section is checked against a key table
+ * (unknown keys, keys given twice, bad values and a missing url are errors
+ * naming the line), and becomes a struct op_uplink_cfg.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "outpost/err.h"
+#include "sync_int.h"
+
+#define UPLINK_KEYS_MAX 32
+#define UPLINKS_MAX 16
+
+enum ktype { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_FORMAT };
+
+struct ukey {
+    const char *name;
+    enum ktype type;
+    size_t off, size; /* size: string capacity */
+    const char *def;
+    int64_t min, max;
+};
+
+#define OFF(f) offsetof(struct op_uplink_cfg, f), sizeof(((struct op_uplink_cfg *)0)->f)
+static const struct ukey keys[] = {
+    { "url", K_STR, OFF(url), "", 0, 0 },
+    { "sensors", K_STR, OFF(sensors), "", 0, 0 },
+    { "important_only", K_BOOL, OFF(important_only), "false", 0, 0 },
+    { "downsample", K_DURATION, OFF(downsample_ms), "0s", 0, (int64_t)86400 * 1000 },
+    { "batch_points", K_INT, OFF(batch_points), "50000", 1, 1000000 },
+    { "batch_bytes", K_SIZE, OFF(batch_bytes), "4MiB", 1024, (int64_t)64 << 20 },
+    { "batch_age", K_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000 },
+    { "bandwidth", K_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40 },
+    { "format", K_FORMAT, OFF(format), "batch", 0, 0 },
+    { "seal_key", K_STR, OFF(seal_key), "", 0, 0 },
+    { "token", K_STR, OFF(token), "", 0, 0 },
+    { "ca", K_STR, OFF(ca), "", 0, 0 },
+    { "cert", K_STR, OFF(cert), "", 0, 0 },
+    { "key", K_STR, OFF(key), "", 0, 0 },
+    { "timeout", K_DURATION, OFF(timeout_ms), "10s", 100, 600 * 1000 },
+    { "backoff_min", K_DURATION, OFF(backoff_min_ms), "500ms", 1, 3600 * 1000 },
+    { "backoff_max", K_DURATION, OFF(backoff_max_ms), "60s", 1, 86400 * 1000 },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int set_value(struct op_uplink_cfg *u, const struct ukey *k, struct op_str v,
+                     struct op_diag *d)
+{
+    char *base = (char *)u + k->off;
+    int64_t x = 0;
+    int rc = OP_OK;
+    switch (k->type) {
+    case K_STR:
+        if (v.len >= k->size) {
+            op_diag_set(d, "invalid_config", "%s is longer than %zu bytes", k->name, k->size - 1);
+            return OP_EINVAL;
+        }
+        memcpy(base, v.p, v.len);
+        base[v.len] = '\0';
+        return OP_OK;
+    case K_BOOL:
+        if (v.len == 4 && !memcmp(v.p, "true", 4))
+            *(bool *)base = true;
+        else if (v.len == 5 && !memcmp(v.p, "false", 5))
+            *(bool *)base = false;
+        else
+            rc = OP_EINVAL;
+        break;
+    case K_FORMAT:
+        if (v.len == 5 && !memcmp(v.p, "batch", 5))
+            *(enum op_uplink_format *)base = OP_UPLINK_BATCH;
+        else if (v.len == 4 && !memcmp(v.p, "json", 4))
+            *(enum op_uplink_format *)base = OP_UPLINK_JSON;
+        else
+            rc = OP_EINVAL;
+        break;
+    case K_DURATION:
+        rc = op_parse_duration_ms(v.p, v.len, &x);
+        break;
+    case K_SIZE:
+        rc = op_parse_size(v.p, v.len, &x);
+        break;
+    case K_INT:
+        rc = op_parse_i64(v.p, v.len, &x);
+        break;
+    }
+    if (rc == OP_OK && (k->type == K_DURATION || k->type == K_SIZE || k->type == K_INT)) {
+        if (x < k->min || x > k->max)
+            rc = OP_ERANGE;
+        else
+            *(int64_t *)base = x;
+    }
+    if (rc != OP_OK) {
+        static const char *const what[] = { "text", "true or false", "a duration (500ms, 5s, 2h)",
+                                            "a size (4MiB)", "an integer", "batch or json" };
+        op_diag_set(d, "invalid_config", "%s: bad value '%.*s' (%s%s)", k->name, (int)v.len, v.p,
+                    what[k->type], rc == OP_ERANGE ? ", out of range" : "");
+        return OP_EINVAL;
+    }
+    return OP_OK;
+}
+
+static int defaults(struct op_uplink_cfg *u, struct op_diag *d)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        int rc = set_value(u, &keys[i], (struct op_str){ keys[i].def, strlen(keys[i].def) }, d);
+        if (rc != OP_OK)
+            return rc;
+    }
+    return OP_OK;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > OP_SYNC_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Checks what one key cannot: the url's scheme, and key files in pairs. */
+static int check(const struct op_uplink_cfg *u, struct op_diag *d)
+{
+    if (!u->url[0]) {
+        op_diag_set(d, "invalid_config", "[uplink.%s] needs a url", u->name);
+        return OP_EINVAL;
+    }
+    if (strncmp(u->url, "http://", 7) && strncmp(u->url, "https://", 8)) {
+        op_diag_set(d, "invalid_config", "url: only http:// and https:// uplinks exist yet");
+        return OP_EINVAL;
+    }
+    if (!u->cert[0] != !u->key[0]) {
+        op_diag_set(d, "invalid_config", "cert and key go together (mutual TLS)");
+        return OP_EINVAL;
+    }
+    if (u->backoff_min_ms > u->backoff_max_ms) {
+        op_diag_set(d, "invalid_config", "backoff_min must not exceed backoff_max");
+        return OP_EINVAL;
+    }
+    return OP_OK;
+}
+
+static int one_uplink(const struct op_config_sections *rs, const char *name, const char *file,
+                      struct op_uplink_cfg *u, struct op_diag *d)
+{
+    struct op_config_kv kv[UPLINK_KEYS_MAX];
+    size_t n = op_config_section_kv(rs, name, kv, UPLINK_KEYS_MAX);
+    snprintf(d->file, sizeof d->file, "%s", file);
+    d->line = n ? kv[0].line : -1;
+    memset(u, 0, sizeof(*u));
+    if (!valid_name(name)) {
+        op_diag_set(d, "invalid_config",
+                    "[uplink.%.64s]: a name is 1-64 bytes of [A-Za-z0-9_.-]", name);
+        return OP_EINVAL;
+    }
+    snprintf(u->name, sizeof u->name, "%s", name);
+    int rc = defaults(u, d);
+    bool seen[NKEYS] = { false };
+    for (size_t i = 0; i < n && i < UPLINK_KEYS_MAX && rc == OP_OK; i++) {
+        d->line = kv[i].line;
+        size_t k = 0;
+        while (k < NKEYS && (strlen(keys[k].name) != kv[i].key.len ||
+                             memcmp(keys[k].name, kv[i].key.p, kv[i].key.len)))
+            k++;
+        if (k == NKEYS) {
+            op_diag_set(d, "invalid_config", "unknown key '%.*s' in [uplink.%s]",
+                        (int)kv[i].key.len, kv[i].key.p, name);
+            return OP_EINVAL;
+        }
+        if (seen[k]) {
+            op_diag_set(d, "invalid_config", "%s is given twice in [uplink.%s]", keys[k].name,
+                        name);
+            return OP_EINVAL;
+        }
+        seen[k] = true;
+        rc = set_value(u, &keys[k], kv[i].value, d);
+    }
+    if (rc == OP_OK && n > UPLINK_KEYS_MAX) {
+        op_diag_set(d, "invalid_config", "[uplink.%s] has too many keys", name);
+        rc = OP_EINVAL;
+    }
+    if (rc == OP_OK) {
+        d->line = n ? kv[0].line : -1;
+        rc = check(u, d);
+    }
+    return rc;
+}
+
+int op_sync_config_parse(const struct op_config *cfg, struct op_uplink_cfg **out, size_t *nout,
+                         struct op_diag *d)
+{
+    const struct op_config_sections *rs = &cfg->uplinks;
+    const char *file = cfg->source[0] ? cfg->source : "(flags)";
+    *out = NULL;
+    *nout = 0;
+    if (rs->n == 0)
+        return OP_OK;
+    struct op_uplink_cfg *v = op_calloc(UPLINKS_MAX, sizeof(*v));
+    if (!v)
+        return OP_ENOMEM;
+    size_t n = 0;
+    int rc = OP_OK;
+    for (int i = 0; i < rs->n && rc == OP_OK; i++) {
+        if (!op_config_section_first(rs, i))
+            continue;
+        if (n == UPLINKS_MAX) {
+            snprintf(d->file, sizeof d->file, "%s", file);
+            d->line = rs->items[i].line;
+            op_diag_set(d, "invalid_config", "more than %d uplinks", UPLINKS_MAX);
+            rc = OP_EINVAL;
+            break;
+        }
+        rc = one_uplink(rs, rs->items[i].name, file, &v[n++], d);
+    }
+    if (rc != OP_OK) {
+        op_free(v);
+        return rc;
+    }
+    *out = v;
+    *nout = n;
+    return OP_OK;
+}

@@ -1,0 +1,576 @@
+/*
+ * sync_uplink.c: one thread per uplink, the store-and-forward loop.
+ *
+ *   cursor (store) -> outbox records after it -> decode -> filter (sensors,
+ *   important marks, downsampling) -> batch (per sensor) -> encode (codec,
+ *   zstd, seal) -> POST -> 2xx: UPLINK_ACK(cursor = last position, batch
+ *   number), committed before the next batch is built.
+ *
+ * Effectively once: the cursor moves only after the receiver acknowledged,
+ * so a crash or an outage resends from the cursor; every reading carries its
+ * position (the seq here), and the receiver stores only positions beyond
+ * the last it stored for this (node, uplink), so a resent batch, even one
+ * rebuilt with other boundaries after a restart, adds nothing twice.
+ * Per-sensor order holds because positions grow in commit order.
+ *
+ * Failures: 5xx, 408, 425, 429, 401/403 (an operator can fix those) and
+ * transport errors are retried with exponential backoff and full jitter,
+ * capped, honouring Retry-After, for as long as it takes: the data waits in
+ * the outbox, within retention. Other 4xx answers mean this batch will never
+ * be taken: it goes to the dead letters with the answer, and the uplink
+ * moves on.
+ */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "outpost/err.h"
+#include "sync_int.h"
+
+#define UPLINK_RECORDS_PER_READ 4
+#define UPLINK_IDLE_MS 50
+#define UPLINK_GAUGES_MS 1000
+#define UPLINK_PATTERNS_MAX 32
+#define DOWNSAMPLE_MAX 65536
+
+struct downsample { /* a sensor's last kept step, for `downsample` */
+    char *name;
+    uint32_t len;
+    int64_t step;
+};
+
+struct uplink {
+    struct op_sync *sync;
+    struct op_uplink_cfg cfg;
+    struct op_store *store;
+    struct op_store_reader *rd;
+    struct sync_http *http;
+    struct sync_rec_dec *dec;
+    struct sync_batch *batch;
+    struct op_seal_key seal;
+    bool sealed;
+    const char *node;
+    pthread_t thread;
+    bool started;
+
+    char pat[UPLINK_PATTERNS_MAX][OP_STORE_SENSOR_MAX + 1];
+    size_t npat;
+    struct downsample *ds;
+    size_t nds;
+
+    int64_t cursor, batch_seq;
+    /* what the batch being built covers */
+    int64_t first_pos, last_pos;
+    bool full;
+    int64_t *marks;
+    size_t nmarks, marks_cap;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool wdone;
+    struct op_store_write w;
+
+    struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
+    _Atomic int64_t g_backlog, g_backlog_bytes, g_oldest_ms, g_last_batch;
+};
+
+struct op_sync {
+    struct uplink *u;
+    size_t n;
+    _Atomic bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* ---- waiting ---------------------------------------------------------- */
+
+/* Sleeps ms unless stopped first; false once stopping. */
+static bool nap(struct op_sync *s, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->stop) && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&s->mu);
+    return !atomic_load(&s->stop);
+}
+
+/* ---- filters ---------------------------------------------------------- */
+
+static void patterns_parse(struct uplink *u)
+{
+    const char *p = u->cfg.sensors;
+    while (*p && u->npat < UPLINK_PATTERNS_MAX) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n && n <= OP_STORE_SENSOR_MAX) {
+            memcpy(u->pat[u->npat], p, n);
+            u->pat[u->npat++][n] = '\0';
+        }
+        p += strcspn(p, ",");
+    }
+}
+
+static bool selected(const struct uplink *u, const char *name, uint32_t len)
+{
+    if (u->npat == 0)
+        return true;
+    char buf[OP_STORE_SENSOR_MAX + 1];
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    for (size_t i = 0; i < u->npat; i++)
+        if (fnmatch(u->pat[i], buf, 0) == 0)
+            return true;
+    return false;
+}
+
+/* Keeps the first reading of each sensor in each downsample step. A step
+ * already sent is not sent again after a restart only if the receiver had
+ * it: the state is in memory, so a restart may send one more per sensor. */
+static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, int64_t ts)
+{
+    if (u->cfg.downsample_ms <= 0)
+        return true;
+    int64_t step = ts / u->cfg.downsample_ms - (ts % u->cfg.downsample_ms < 0);
+    for (size_t i = 0; i < u->nds; i++) {
+        struct downsample *d = &u->ds[i];
+        if (d->len == len && !memcmp(d->name, name, len)) {
+            if (step == d->step)
+                return false;
+            d->step = step;
+            return true;
+        }
+    }
+    if (u->nds == DOWNSAMPLE_MAX)
+        return true; /* untracked: kept, not lost */
+    if (u->nds % 64 == 0) {
+        struct downsample *ds = op_realloc(u->ds, (u->nds + 64) * sizeof(*ds));
+        if (!ds)
+            return true;
+        u->ds = ds;
+    }
+    char *copy = op_strndup(name, len);
+    if (!copy)
+        return true;
+    u->ds[u->nds++] = (struct downsample){ copy, len, step };
+    return true;
+}
+
+static int mark_take(void *ctx, int64_t seq)
+{
+    struct uplink *u = ctx;
+    if (u->nmarks == u->marks_cap) {
+        size_t cap = u->marks_cap ? u->marks_cap * 2 : 256;
+        int64_t *m = op_realloc(u->marks, cap * sizeof(*m));
+        if (!m)
+            return 1;
+        u->marks = m;
+        u->marks_cap = cap;
+    }
+    u->marks[u->nmarks++] = seq;
+    return 0;
+}
+
+/* ---- building a batch --------------------------------------------------- */
+
+static int take_record(void *ctx, const struct op_outbox_record *rec)
+{
+    struct uplink *u = ctx;
+    struct sync_rec r;
+    int rc = sync__rec_decode(u->dec, rec->data, rec->len, (size_t)rec->n, &r);
+    if (rc != OP_OK) {
+        /* A record this build cannot read is skipped, loudly: it would
+         * otherwise stop the uplink for good. */
+        OP_ERROR(SYNC_SUB, "uplink %s: outbox record at seq %lld does not decode (%s); skipped",
+                 u->cfg.name, (long long)rec->seq_lo, op_err_str(rc));
+        u->last_pos = rec->seq_lo + rec->n - 1;
+        return 0;
+    }
+    size_t mi = 0;
+    u->nmarks = 0;
+    if (u->cfg.important_only)
+        op_store_marks_read(u->rd, rec->seq_lo, rec->seq_lo + rec->n - 1, mark_take, u);
+    for (size_t i = 0; i < r.n; i++) {
+        int64_t seq = rec->seq_lo + (int64_t)i;
+        if (seq <= u->last_pos)
+            continue;
+        if (sync__batch_points(u->batch) >= (size_t)u->cfg.batch_points ||
+            sync__batch_raw_bytes(u->batch) >= (size_t)u->cfg.batch_bytes) {
+            u->full = true;
+            return 1;
+        }
+        u->last_pos = seq;
+        const char *name = r.names[r.sensor[i]];
+        uint32_t len = r.name_len[r.sensor[i]];
+        if (u->cfg.important_only) {
+            while (mi < u->nmarks && u->marks[mi] < seq)
+                mi++;
+            if (mi == u->nmarks || u->marks[mi] != seq)
+                continue;
+        }
+        if (!selected(u, name, len) || !downsample_keep(u, name, len, r.ts[i]))
+            continue;
+        if (sync__batch_add(u->batch, name, len, seq, r.ts[i], r.val[i]) != OP_OK) {
+            u->last_pos = seq - 1; /* retried at the next build */
+            u->full = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Fills the batch from the outbox after the cursor. */
+static int build(struct uplink *u)
+{
+    sync__batch_reset(u->batch);
+    u->first_pos = u->cursor + 1;
+    u->last_pos = u->cursor;
+    u->full = false;
+    for (;;) {
+        int64_t before = u->last_pos;
+        int n = op_store_outbox_read(u->rd, u->last_pos, UPLINK_RECORDS_PER_READ, take_record, u);
+        if (n < 0)
+            return n;
+        if (u->full || n < UPLINK_RECORDS_PER_READ || u->last_pos == before)
+            return OP_OK;
+    }
+}
+
+/* ---- acknowledging -------------------------------------------------------- */
+
+static void ack_done(struct op_store_write *w)
+{
+    struct uplink *u = w->ctx;
+    pthread_mutex_lock(&u->mu);
+    u->wdone = true;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* Commits the cursor (and a dead letter); waits for the commit. */
+static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answer)
+{
+    u->w = (struct op_store_write){
+        .op = OP_STORE_UPLINK_ACK, .uplink_name = u->cfg.name, .cursor = u->last_pos,
+        .batch_seq = seq, .first_pos = u->first_pos, .last_pos = u->last_pos,
+        .dead_status = dead_status, .dead_answer = answer,
+        .dead_readings = (int64_t)sync__batch_points(u->batch), .done = ack_done, .ctx = u,
+    };
+    int rc;
+    while ((rc = op_store_submit(u->store, &u->w)) == OP_EBUSY && nap(u->sync, 5))
+        ;
+    if (rc != OP_OK)
+        return rc;
+    pthread_mutex_lock(&u->mu);
+    while (!u->wdone)
+        pthread_cond_wait(&u->cv, &u->mu);
+    u->wdone = false;
+    pthread_mutex_unlock(&u->mu);
+    if (u->w.rc == OP_OK) {
+        u->cursor = u->last_pos;
+        u->batch_seq = seq;
+        atomic_store(&u->g_last_batch, seq);
+    }
+    return u->w.rc;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static bool retryable(int status)
+{
+    return status == 0 || status >= 500 || status == 408 || status == 425 || status == 429 ||
+           status == 401 || status == 403 || (status >= 300 && status < 400);
+}
+
+/* Full jitter: uniform in [0, min(max, min * 2^attempt)]. */
+static int64_t backoff_ms(const struct uplink *u, int attempt)
+{
+    int64_t cap = u->cfg.backoff_min_ms;
+    for (int i = 0; i < attempt && cap < u->cfg.backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > u->cfg.backoff_max_ms)
+        cap = u->cfg.backoff_max_ms;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (uint64_t)op_time_mono_ns();
+    return (int64_t)(r % (uint64_t)(cap + 1));
+}
+
+/* Sends one encoded batch until it is acknowledged or dead; false when
+ * stopping first. */
+static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
+{
+    for (int attempt = 0;; attempt++) {
+        struct sync_answer a;
+        sync__http_post(u->http, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
+        if (a.status >= 200 && a.status < 300) {
+            op_counter_add(u->c_acked, 1);
+            op_counter_add(u->c_sent, sync__batch_points(u->batch));
+            op_counter_add(u->c_raw, sync__batch_raw_bytes(u->batch));
+            op_counter_add(u->c_wire, msg->len);
+            return ack(u, seq, 0, NULL) == OP_OK || nap(u->sync, 100);
+        }
+        if (atomic_load(&u->sync->stop))
+            return false;
+        if (!retryable(a.status)) {
+            OP_ERROR(SYNC_SUB, "uplink %s: batch %lld (positions %lld..%lld) refused with %d;"
+                               " it goes to the dead letters: %.200s",
+                     u->cfg.name, (long long)seq, (long long)u->first_pos,
+                     (long long)u->last_pos, a.status, a.answer);
+            op_counter_add(u->c_dead, 1);
+            return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, 100);
+        }
+        op_counter_add(u->c_failed, 1);
+        int64_t wait = backoff_ms(u, attempt);
+        if (a.retry_after_ms > wait)
+            wait = a.retry_after_ms < u->cfg.backoff_max_ms ? a.retry_after_ms
+                                                             : u->cfg.backoff_max_ms;
+        if (attempt == 0 || attempt % 10 == 0)
+            OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s%d%s); retry %d in %lld ms",
+                    u->cfg.name, (long long)seq, a.status ? "HTTP " : "",
+                    a.status, a.error ? a.error : "", attempt + 1, (long long)wait);
+        if (!nap(u->sync, wait))
+            return false;
+    }
+}
+
+/* Keeps the average wire rate under the budget. */
+static void pace(struct uplink *u, size_t bytes, int64_t started_ns)
+{
+    if (u->cfg.bandwidth <= 0)
+        return;
+    int64_t due_ms = (int64_t)bytes * 1000 / u->cfg.bandwidth;
+    int64_t spent_ms = (op_time_mono_ns() - started_ns) / 1000000;
+    if (due_ms > spent_ms)
+        nap(u->sync, due_ms - spent_ms);
+}
+
+static void gauges(struct uplink *u)
+{
+    int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
+    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
+        return;
+    atomic_store(&u->g_backlog, readings);
+    atomic_store(&u->g_backlog_bytes, bytes);
+    atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
+}
+
+static void *uplink_main(void *arg)
+{
+    struct uplink *u = arg;
+    struct op_buf msg;
+    op_buf_init(&msg, (size_t)512 << 20);
+    int64_t pending_since = -1, gauges_at = 0;
+    while (!atomic_load(&u->sync->stop)) {
+        int64_t now = op_time_mono_ns();
+        if (now - gauges_at >= (int64_t)UPLINK_GAUGES_MS * 1000000) {
+            gauges(u);
+            gauges_at = now;
+        }
+        if (build(u) != OP_OK) {
+            nap(u->sync, 1000);
+            continue;
+        }
+        if (u->last_pos == u->cursor) { /* nothing new */
+            pending_since = -1;
+            nap(u->sync, UPLINK_IDLE_MS);
+            continue;
+        }
+        if (sync__batch_points(u->batch) == 0) { /* all filtered out */
+            ack(u, u->batch_seq, 0, NULL);
+            continue;
+        }
+        /* A partial batch waits up to batch_age to fill. */
+        if (!u->full && u->cfg.batch_age_ms > 0) {
+            if (pending_since < 0)
+                pending_since = now;
+            int64_t left = u->cfg.batch_age_ms - (now - pending_since) / 1000000;
+            if (left > 0) {
+                nap(u->sync, left < UPLINK_IDLE_MS ? left : UPLINK_IDLE_MS);
+                continue;
+            }
+        }
+        pending_since = -1;
+        int64_t seq = u->batch_seq + 1;
+        op_buf_reset(&msg);
+        int rc = u->cfg.format == OP_UPLINK_JSON
+                     ? sync__batch_encode_json(u->batch, u->node, u->cfg.name, (uint64_t)seq,
+                                               u->first_pos, u->last_pos, &msg)
+                     : sync__batch_encode(u->batch, u->node, u->cfg.name, (uint64_t)seq,
+                                          u->first_pos, u->last_pos, u->sealed ? &u->seal : NULL,
+                                          &msg);
+        if (rc != OP_OK) {
+            OP_ERROR(SYNC_SUB, "uplink %s: cannot encode batch %lld: %s", u->cfg.name,
+                     (long long)seq, op_err_str(rc));
+            nap(u->sync, 1000);
+            continue;
+        }
+        int64_t t0 = op_time_mono_ns();
+        if (!deliver(u, &msg, seq))
+            break;
+        pace(u, msg.len, t0);
+    }
+    op_buf_fini(&msg);
+    return NULL;
+}
+
+/* ---- start and stop --------------------------------------------------------- */
+
+static double g_backlog(void *ctx)
+{
+    return (double)atomic_load(&((struct uplink *)ctx)->g_backlog);
+}
+static double g_backlog_bytes(void *ctx)
+{
+    return (double)atomic_load(&((struct uplink *)ctx)->g_backlog_bytes);
+}
+static double g_oldest(void *ctx)
+{
+    return (double)atomic_load(&((struct uplink *)ctx)->g_oldest_ms) / 1000.0;
+}
+static double g_last_batch(void *ctx)
+{
+    return (double)atomic_load(&((struct uplink *)ctx)->g_last_batch);
+}
+
+static void metrics(struct uplink *u)
+{
+    char l[160], lr[200];
+    snprintf(l, sizeof l, "uplink=\"%s\"", u->cfg.name);
+#define LBL(extra) (snprintf(lr, sizeof lr, "uplink=\"%s\",%s", u->cfg.name, extra), lr)
+    u->c_acked = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"acked\""),
+                                    "batches by outcome: acked, failed (an attempt to retry),"
+                                    " dead (refused for good)");
+    u->c_failed = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"failed\""),
+                                     "batches by outcome: acked, failed (an attempt to retry),"
+                                     " dead (refused for good)");
+    u->c_dead = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"dead\""),
+                                   "batches by outcome: acked, failed (an attempt to retry),"
+                                   " dead (refused for good)");
+    u->c_raw = op_metrics_counter("outpost_uplink_bytes_total", LBL("stage=\"raw\""),
+                                  "bytes acknowledged: raw (name + 16 per reading) and on the"
+                                  " wire");
+    u->c_wire = op_metrics_counter("outpost_uplink_bytes_total", LBL("stage=\"wire\""),
+                                   "bytes acknowledged: raw (name + 16 per reading) and on the"
+                                   " wire");
+#undef LBL
+    u->c_sent = op_metrics_counter("outpost_uplink_readings_total", l,
+                                   "readings the receiver acknowledged");
+    op_metrics_gauge("outpost_uplink_backlog_readings", l, "readings not yet acknowledged",
+                     g_backlog, u);
+    op_metrics_gauge("outpost_uplink_backlog_bytes", l, "outbox bytes not yet acknowledged",
+                     g_backlog_bytes, u);
+    op_metrics_gauge("outpost_uplink_oldest_unsent_age_seconds", l,
+                     "age (by its timestamp) of the oldest reading not yet acknowledged",
+                     g_oldest, u);
+    op_metrics_gauge("outpost_uplink_last_acked_batch", l, "number of the last batch acked",
+                     g_last_batch, u);
+}
+
+static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_uplink_cfg *cfg,
+                       struct op_store *store)
+{
+    u->sync = s;
+    u->cfg = *cfg;
+    u->store = store;
+    u->node = op_store_node_id(store);
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    patterns_parse(u);
+    metrics(u);
+    int rc;
+    if (cfg->seal_key[0]) {
+        if ((rc = op_sec_seal_key_load(&u->seal, cfg->seal_key)) != OP_OK) {
+            OP_ERROR(SYNC_SUB, "uplink %s: cannot load the sealing key %s: %s", cfg->name,
+                     cfg->seal_key, op_err_str(rc));
+            return rc;
+        }
+        u->sealed = true;
+    }
+    if ((rc = op_store_reader_open(store, &u->rd)) != OP_OK ||
+        (rc = sync__http_create(&u->http, cfg, &s->stop)) != OP_OK ||
+        (rc = sync__rec_dec_create(&u->dec)) != OP_OK ||
+        (rc = sync__batch_create(&u->batch)) != OP_OK)
+        return rc;
+    if ((rc = op_store_uplink_get(u->rd, cfg->name, &u->cursor, &u->batch_seq)) != OP_OK) {
+        OP_ERROR(SYNC_SUB, "uplink %s: the store has no cursor for it: %s", cfg->name,
+                 op_err_str(rc));
+        return rc;
+    }
+    atomic_store(&u->g_last_batch, u->batch_seq);
+    return OP_OK;
+}
+
+int op_sync_start(struct op_sync **out, struct op_store *store, const struct op_uplink_cfg *ups,
+                  size_t n)
+{
+    *out = NULL;
+    if (n == 0)
+        return OP_OK;
+    struct op_sync *s = op_calloc(1, sizeof(*s));
+    if (!s)
+        return OP_ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->u = op_calloc(n, sizeof(*s->u));
+    int rc = s->u ? OP_OK : OP_ENOMEM;
+    for (size_t i = 0; i < n && rc == OP_OK; i++, s->n++)
+        rc = uplink_init(s, &s->u[i], &ups[i], store);
+    for (size_t i = 0; i < s->n && rc == OP_OK; i++) {
+        if (pthread_create(&s->u[i].thread, NULL, uplink_main, &s->u[i]) != 0)
+            rc = OP_ENOMEM;
+        else
+            s->u[i].started = true;
+        OP_INFO(SYNC_SUB, "uplink %s to %s from position %lld (node %s)", s->u[i].cfg.name,
+                s->u[i].cfg.url, (long long)s->u[i].cursor, s->u[i].node);
+    }
+    if (rc != OP_OK) {
+        op_sync_stop(s);
+        return rc;
+    }
+    *out = s;
+    return OP_OK;
+}
+
+void op_sync_stop(struct op_sync *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->stop, true);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < s->n; i++) {
+        struct uplink *u = &s->u[i];
+        if (u->started)
+            pthread_join(u->thread, NULL);
+        sync__http_destroy(u->http);
+        sync__rec_dec_destroy(u->dec);
+        sync__batch_destroy(u->batch);
+        op_store_reader_close(u->rd);
+        op_sec_seal_key_wipe(&u->seal);
+        for (size_t k = 0; k < u->nds; k++)
+            op_free(u->ds[k].name);
+        op_free(u->ds);
+        op_free(u->marks);
+        pthread_mutex_destroy(&u->mu);
+        pthread_cond_destroy(&u->cv);
+    }
+    op_free(s->u);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    op_free(s);
+}
