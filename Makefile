@@ -48,6 +48,7 @@ bench: build
 	$(BUILD)/bench/json/bench_json 100 1
 	OUTPOST_DATASETS=$(abspath ../shared/datasets) $(BUILD)/bench/codec/bench_codec
 	bench/http/run.sh $(abspath $(BUILD))/outpost
+	$(PY) bench/uplink/bench_uplink.py $(abspath $(BUILD))/outpost --out bench/results/uplink-$$(date +%Y%m%d-%H%M).txt
 
 # The libFuzzer targets under ASan+UBSan (docs/fuzzing.md), SECS seconds each
 # (default 600), two at a time; FUZZ_TARGETS="readings query" runs a subset.

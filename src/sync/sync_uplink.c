@@ -75,6 +75,7 @@ struct uplink {
 
     struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
     _Atomic int64_t g_backlog, g_backlog_bytes, g_oldest_ms, g_last_batch;
+    int64_t gauges_at_ns;
 };
 
 struct op_sync {
@@ -289,6 +290,8 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
 
 /* ---- sending ------------------------------------------------------------ */
 
+static void gauges(struct uplink *u);
+
 static bool retryable(int status)
 {
     return status == 0 || status >= 500 || status == 408 || status == 425 || status == 429 ||
@@ -342,6 +345,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
             OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s%d%s); retry %d in %lld ms",
                     u->cfg.name, (long long)seq, a.status ? "HTTP " : "",
                     a.status, a.error ? a.error : "", attempt + 1, (long long)wait);
+        gauges(u);
         if (!nap(u->sync, wait))
             return false;
     }
@@ -358,8 +362,14 @@ static void pace(struct uplink *u, size_t bytes, int64_t started_ns)
         nap(u->sync, due_ms - spent_ms);
 }
 
+/* Refreshes the backlog gauges at most once a second; called from the
+ * loop and from the retry waits, so an outage shows in them. */
 static void gauges(struct uplink *u)
 {
+    int64_t now = op_time_mono_ns();
+    if (now - u->gauges_at_ns < (int64_t)UPLINK_GAUGES_MS * 1000000)
+        return;
+    u->gauges_at_ns = now;
     int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
     if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
         return;
@@ -373,13 +383,10 @@ static void *uplink_main(void *arg)
     struct uplink *u = arg;
     struct op_buf msg;
     op_buf_init(&msg, (size_t)512 << 20);
-    int64_t pending_since = -1, gauges_at = 0;
+    int64_t pending_since = -1;
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
-        if (now - gauges_at >= (int64_t)UPLINK_GAUGES_MS * 1000000) {
-            gauges(u);
-            gauges_at = now;
-        }
+        gauges(u);
         if (build(u) != OP_OK) {
             nap(u->sync, 1000);
             continue;

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""bench/uplink: store-and-forward, edge -> receiver over loopback, both outpost.
+
+Usage: /usr/bin/python3 bench/uplink/bench_uplink.py /abs/path/to/outpost [--out FILE]
+
+1. Drain rate. An edge with an uplink whose receiver is down takes a backlog
+   from wrk (batch100.lua, 1,000 sensors, 64 connections) for BENCH_FILL seconds
+   (default 8); then the receiver starts and the time until the edge's
+   outpost_uplink_backlog_readings reaches 0 gives the end-to-end rate
+   (outbox -> decode -> batch -> codec + zstd -> HTTP -> receiver decode ->
+   dedup -> commit -> ack), with compression on. The edge is pinned to CPU 0, the
+   receiver to CPU 1. The issue's bar is >= 1,000,000 readings/s.
+2. Bytes on the wire per reading, for each series of ../shared/datasets/: the
+   series is posted to the edge (its own sensor), shipped, and the edge's
+   outpost_uplink_bytes_total{stage="wire"} growth divided by its readings;
+   beside it the design documents' way, one `requests.post(cloud_url,
+   json={"id", "value", "timestamp"})` per reading, measured in the same run on
+   the first 300 readings of the series against a server that counts the bytes
+   it receives (request line, headers and body).
+Prints what was compared, the figures and the ratios; writes them to --out.
+"""
+
+import csv
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DATASETS = Path(os.environ.get("OUTPOST_DATASETS", ROOT.parent / "shared" / "datasets"))
+FILL_S = int(os.environ.get("BENCH_FILL", "8"))
+DATA_ROOT = os.environ.get("BENCH_DATA_ROOT", "/var/tmp")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(port, name, **labels):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "}") or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_ready(port, proc, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("not ready")
+
+
+class Node:
+    def __init__(self, binary, workdir, name, cpu, extra, port=None):
+        self.port = port or free_port()
+        self.dir = Path(workdir) / name
+        self.dir.mkdir(parents=True)
+        conf = self.dir / "outpost.conf"
+        conf.write_text(f"listen = 127.0.0.1:{self.port}\ndata_dir = {self.dir}/data\n"
+                        f"log_level = warn\n[store]\nsync = full\n" + extra)
+        self.cmd = ["taskset", "-c", str(cpu), binary, "run", "--config", str(conf)]
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.dir / "log.txt", "ab")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=self.log)
+        wait_ready(self.port, self.proc)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+def fill_with_wrk(port, seconds):
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s", "-s",
+                          str(ROOT / "bench/http/batch100.lua"),
+                          f"http://127.0.0.1:{port}/v1/readings"],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    if "WRKRESULT" not in out.stdout:
+        raise RuntimeError("wrk failed: " + out.stderr[-300:])
+
+
+def drain_rate(binary, workdir):
+    recv_port = free_port()
+    edge = Node(binary, workdir, "edge", 0,
+                f"[uplink.cloud]\nurl = http://127.0.0.1:{recv_port}/v1/uplink\n"
+                "batch_age = 50ms\nbackoff_min = 50ms\nbackoff_max = 200ms\ntimeout = 30s\n")
+    edge.start()
+    fill_with_wrk(edge.port, FILL_S)
+    # Everything acknowledged is the backlog: the receiver is down. (Requests
+    # wrk had in flight when it stopped are answered within a moment.)
+    time.sleep(0.5)
+    backlog = metric(edge.port, "outpost_ingest_readings_total")
+    ingest_rate = backlog / FILL_S
+    recv = Node(binary, workdir, "recv", 1, "", port=recv_port)
+    sent0 = metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0
+    t0 = time.time()
+    recv.start()
+    while True:
+        sent = metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0
+        if sent - sent0 >= backlog:
+            break
+        if time.time() - t0 > 600:
+            raise RuntimeError("the backlog did not drain in 10 minutes")
+        time.sleep(0.05)
+    secs = time.time() - t0
+    stored = metric(recv.port, "outpost_receiver_readings_total", result="stored")
+    raw = metric(edge.port, "outpost_uplink_bytes_total", uplink="cloud", stage="raw")
+    wire = metric(edge.port, "outpost_uplink_bytes_total", uplink="cloud", stage="wire")
+    edge.stop()
+    recv.stop()
+    return {"backlog": int(backlog), "seconds": secs, "rate": backlog / secs,
+            "ingest_rate": ingest_rate, "stored": int(stored or 0),
+            "wire_per_reading": wire / (sent - sent0) if sent > sent0 else None,
+            "raw_per_reading": raw / (sent - sent0) if sent > sent0 else None}
+
+
+class CountingServer:
+    """Counts the bytes of HTTP requests; answers 201 to each."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.bytes = 0
+        self.requests = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        buf = b""
+        with c:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    head, rest = buf.split(b"\r\n\r\n", 1)
+                    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                    n = int(m.group(1)) if m else 0
+                    if len(rest) < n:
+                        break
+                    self.bytes += len(head) + 4 + n
+                    self.requests += 1
+                    buf = rest[n:]
+                    c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def json_per_reading(name, rows, server):
+    b0, r0 = server.bytes, server.requests
+    url = f"http://127.0.0.1:{server.port}/cloud/data"
+    for ts, value in rows[:300]:
+        requests.post(url, json={"id": name, "value": value, "timestamp": ts}, timeout=10)
+    return (server.bytes - b0) / (server.requests - r0)
+
+
+def load(path):
+    """The series; one that starts before 1970 (Mauna Loa, 1958) is moved
+    forward by whole days so that its timestamps are ones the API takes
+    (Unix ms >= 0). Its intervals, hence its encoding, stay the same."""
+    with open(path) as f:
+        r = csv.reader(f)
+        next(r)
+        rows = [(int(a), float(b)) for a, b in r]
+    first = min(ts for ts, _ in rows)
+    if first < 0:
+        day = 86400000
+        shift = (-first + day - 1) // day * day
+        rows = [(ts + shift, v) for ts, v in rows]
+    return rows
+
+
+def wire_bytes(binary, workdir):
+    recv = Node(binary, workdir, "recv2", 1, "")
+    recv.start()
+    edge = Node(binary, workdir, "edge2", 0,
+                f"[uplink.cloud]\nurl = http://127.0.0.1:{recv.port}/v1/uplink\n"
+                "batch_age = 1s\nbatch_points = 200000\nbatch_bytes = 64MiB\n")
+    edge.start()
+    server = CountingServer()
+    rows_out = []
+    s = requests.Session()
+    for path in sorted(DATASETS.glob("*.csv")):
+        name = path.stem
+        rows = load(path)
+        w0 = metric(edge.port, "outpost_uplink_bytes_total", uplink="cloud", stage="wire") or 0
+        n0 = metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0
+        for i in range(0, len(rows), 10000):
+            body = [{"sensor": name, "ts": ts, "value": v} for ts, v in rows[i:i + 10000]]
+            r = s.post(f"http://127.0.0.1:{edge.port}/v1/readings", json=body, timeout=60)
+            r.raise_for_status()
+        end = time.time() + 120
+        while (metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0) - n0 \
+                < len(rows):
+            if time.time() > end:
+                raise RuntimeError(f"{name} did not ship")
+            time.sleep(0.05)
+        w1 = metric(edge.port, "outpost_uplink_bytes_total", uplink="cloud", stage="wire")
+        ours = (w1 - w0) / len(rows)
+        theirs = json_per_reading(name, rows, server)
+        rows_out.append((name, len(rows), ours, theirs))
+    edge.stop()
+    recv.stop()
+    return rows_out
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    binary = sys.argv[1]
+    out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else None
+    work = tempfile.mkdtemp(prefix="outpost-bench-uplink-", dir=DATA_ROOT)
+    lines = []
+    try:
+        d = drain_rate(binary, work)
+        lines.append("uplink drain, edge -> receiver over loopback, both outpost (sync=full),"
+                     " codec + zstd on:")
+        lines.append(f"  backlog {d['backlog']:,} readings (ingested at {d['ingest_rate']:,.0f}/s"
+                     f" by wrk batch100) drained in {d['seconds']:.2f} s: {d['rate']:,.0f}"
+                     " readings/s end to end")
+        lines.append(f"  receiver stored {d['stored']:,}; on the wire "
+                     f"{d['wire_per_reading']:.2f} bytes/reading vs {d['raw_per_reading']:.2f} raw")
+        lines.append(f"  drain rate / ingest rate: {d['rate'] / d['ingest_rate']:.2f}x;"
+                     f"  bar >= 1,000,000 readings/s: "
+                     f"{'PASS' if d['rate'] >= 1e6 else 'FAIL'}")
+        if DATASETS.is_dir():
+            lines.append("")
+            lines.append("bytes on the wire per reading: outpost batch (codec + zstd, one batch"
+                         " per series) vs one JSON POST per reading (python-requests, the design"
+                         " documents' way; request line + headers + body):")
+            lines.append(f"  {'series':32} {'readings':>9} {'outpost':>9} {'json/post':>10}"
+                         f" {'ratio':>8}")
+            for name, n, ours, theirs in wire_bytes(binary, work):
+                lines.append(f"  {name:32} {n:9,} {ours:9.2f} {theirs:10.1f} {theirs / ours:7.0f}x")
+        else:
+            lines.append(f"(no datasets at {DATASETS}: per-series bytes skipped)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
