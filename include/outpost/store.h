@@ -330,6 +330,16 @@ const char *op_store_node_id(struct op_store *s);
 int op_store_uplink_get(struct op_store_reader *r, const char *name, int64_t *cursor,
                         int64_t *batch_seq);
 
+struct op_uplink_info {
+    const char *name;
+    int64_t cursor, batch_seq, updated_at;
+    int64_t backlog, backlog_bytes; /* readings and outbox bytes past the cursor */
+    int64_t oldest_ts;              /* smallest ts among them; INT64_MAX when none */
+};
+typedef int op_uplink_fn(void *ctx, const struct op_uplink_info *ui);
+/* Every uplink's state, by name. */
+int op_store_list_uplinks(struct op_store_reader *r, op_uplink_fn *fn, void *ctx);
+
 struct op_outbox_record {
     int64_t seq_lo; /* the first reading's seq; the others follow */
     int64_t n;

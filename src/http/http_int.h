@@ -282,6 +282,8 @@ void http__h_rules_list(struct http_req *r);
 void http__h_alerts(struct http_req *r);
 void http__h_alerts_stream(struct http_req *r);
 void http__h_uplink_post(struct http_req *r);
+void http__h_uplinks(struct http_req *r);
+void http__h_dead_letters(struct http_req *r);
 void http__h_healthz(struct http_req *r);
 void http__h_readyz(struct http_req *r);
 void http__h_metrics(struct http_req *r);

@@ -27,6 +27,8 @@ const struct http_route http__routes[] = {
     { "/v1/alerts", HM_GET, http__h_alerts, HB_NONE, OP_ROLE_READ },
     { "/v1/alerts/stream", HM_GET, http__h_alerts_stream, HB_NONE, OP_ROLE_READ },
     { "/v1/uplink", HM_POST, http__h_uplink_post, HB_BATCH, OP_ROLE_NODE },
+    { "/v1/uplinks", HM_GET, http__h_uplinks, HB_NONE, OP_ROLE_READ },
+    { "/v1/uplinks/dead-letters", HM_GET, http__h_dead_letters, HB_NONE, OP_ROLE_READ },
     { "/data", HM_POST, http__h_compat_data_post, HB_JSON, OP_ROLE_INGEST },
     { "/data", HM_GET, http__h_compat_data_get, HB_NONE, OP_ROLE_READ },
     { "/status", HM_POST, http__h_compat_status_post, HB_NONE, OP_ROLE_INGEST },

@@ -169,6 +169,7 @@ enum store_rstmt {
     R_ALERTS_STATE,
     R_ALERTS_FIRING,
     R_UPLINK_GET, /* store_outbox.c from here on */
+    R_UPLINKS,
     R_OUTBOX_READ,
     R_OUTBOX_BACKLOG,
     R_MARKS_READ,

@@ -50,6 +50,7 @@ const char *const store__outbox_wsql[W_STMT_COUNT] = {
 
 const char *const store__outbox_rsql[R_STMT_COUNT] = {
     [R_UPLINK_GET] = "SELECT cursor, batch_seq FROM uplinks WHERE name = ?1",
+    [R_UPLINKS] = "SELECT name, cursor, batch_seq, updated_at FROM uplinks ORDER BY name",
     /* The record holding after + 1 (the one starting at or before it),
      * then the ones after. */
     [R_OUTBOX_READ] = "SELECT seq_lo, n, ts_min, ts_max, data FROM outbox WHERE seq_lo >="
@@ -543,6 +544,29 @@ int op_store_dead_letters(struct op_store_reader *r, int64_t limit, op_dead_lett
         };
         n++;
         if (fn(ctx, &dl))
+            break;
+    }
+    return store__rstmt_end(r, st, src, n);
+}
+
+int op_store_list_uplinks(struct op_store_reader *r, op_uplink_fn *fn, void *ctx)
+{
+    sqlite3_stmt *st = r && fn ? store__rstmt(r, R_UPLINKS) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    int src, n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct op_uplink_info ui = {
+            .name = (const char *)sqlite3_column_text(st, 0),
+            .cursor = sqlite3_column_int64(st, 1),
+            .batch_seq = sqlite3_column_int64(st, 2),
+            .updated_at = sqlite3_column_int64(st, 3),
+            .oldest_ts = INT64_MAX,
+        };
+        /* The backlog on this reader's snapshot (another statement). */
+        op_store_outbox_backlog(r, ui.cursor, &ui.backlog, &ui.backlog_bytes, &ui.oldest_ts);
+        n++;
+        if (fn(ctx, &ui))
             break;
     }
     return store__rstmt_end(r, st, src, n);
