@@ -3,8 +3,8 @@
 # Usage: scripts/deps.sh build|test|bench|fuzz ...
 set -euo pipefail
 
-build_pkgs="gcc make cmake pkg-config libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libcurl4-gnutls-dev nettle-dev libyajl-dev libinih-dev libcmocka-dev libzstd-dev libxxhash-dev zlib1g-dev"
-test_pkgs="curl openssl python3 python3-pytest python3-requests python3-cryptography prometheus"
+build_pkgs="gcc make cmake pkg-config libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libcurl4-gnutls-dev libmosquitto-dev nettle-dev libyajl-dev libinih-dev libcmocka-dev libzstd-dev libxxhash-dev zlib1g-dev"
+test_pkgs="curl mosquitto python3-paho-mqtt python3-zstandard openssl python3 python3-pytest python3-requests python3-cryptography prometheus"
 bench_pkgs="wrk openssl nginx-light gunicorn python3-flask uvicorn python3-uvloop python3-httptools python3-fastapi python3-pydantic util-linux procps libcjson-dev libjson-c-dev"
 
 want=""

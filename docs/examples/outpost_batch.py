@@ -11,6 +11,13 @@ Debian's python3-zstandard and python3-cryptography; nothing else.
 
     /usr/bin/python3 outpost_batch.py serve --port 9000 [--seal-key FILE]... [--out FILE]
 
+`serve` takes POST bodies (any path; outpost's is /v1/uplink), writes each
+new reading as a JSON line {"node", "uplink", "batch", "sensor", "ts",
+"value", "pos"} to stdout or appends it to --out (fsynced before the
+answer), and answers like outpost's receiver: 200 {"accepted", "duplicates",
+"batch"}, 400 for a malformed batch or seal, 403 for an unknown key (or an
+unsealed batch when it has keys), with {"error": {"code", "message"}}.
+
 Porting notes: every integer on the wire is unsigned; where the C code does
 arithmetic on it, it wraps modulo 2^64, which this file spells `& M64`
 (in Go, just use uint64 and convert to int64 at the end). Every length is
@@ -157,11 +164,11 @@ def unpack_bits(data, count, width):
 
 
 def exception_positions(r, count, limit):
-    """count positions, the first as is, then gaps after the previous + 1;
-    each must be < limit (so they strictly increase)."""
-    out = []
+    """count positions: the first is its gap, each next one previous + 1 + gap
+    (so they strictly increase); each must be < limit."""
+    out, p = [], -1
     for _ in range(count):
-        p = r.varint() + (out[-1] + 1 if out else 0)
+        p += 1 + r.varint()
         if p >= limit:
             raise bad("exception position out of range")
         out.append(p)
@@ -190,20 +197,23 @@ def read_ints(r, n):
             if nexc > c or (nexc and w == 64):
                 raise bad("bad exception count")
             u = unpack_bits(r.take((c * w + 7) // 8), c, w)
-            for p in exception_positions(r, nexc, c):
+            p = -1
+            for _ in range(nexc):                 # (gap, high bits) pairs
+                p += 1 + r.varint()
+                if p >= c:
+                    raise bad("exception position out of range")
                 u[p] = (u[p] | (r.varint() << w)) & M64
             res = [(base + x * g) & M64 for x in u]
-    # Undo the transform: none, delta, delta-of-delta (all modulo 2^64).
-    if xf == 0:
+    # Undo the transform (all modulo 2^64).
+    if xf == 0:                                   # none: the residuals are the values
         return res
-    x = heads[:1]
-    d = heads[1] if xf == 2 and n > 1 else 0
-    if xf == 2 and n > 1:
+    x, d = heads[:1], 0
+    if xf == 2 and n > 1:                         # delta-of-delta: heads x[0], x[1] - x[0]
+        d = heads[1]
         x.append((x[0] + d) & M64)
     for v in res:
-        if xf == 2:
-            d = (d + v) & M64
-        x.append((x[-1] + (d if xf == 2 else v)) & M64)
+        d = (d + v) & M64 if xf == 2 else v       # delta: the residual is the step
+        x.append((x[-1] + d) & M64)
     return x
 
 
@@ -305,20 +315,21 @@ def load_seal_key(path):
     return SealKey(kid, key)
 
 
-def open_sealed(msg, keys, node, seq):
-    """Opens an "OPS1" sealed message for (node id, seq); returns the plaintext."""
+def open_sealed(msg, keys, bound, seq):
+    """Opens an "OPS1" sealed message for (bound, seq); returns the plaintext.
+    For a batch, bound is "<node>/<uplink>" from its clear header."""
     if len(msg) < 41 or msg[:4] != b"OPS1" or msg[4] != 1:
         raise bad("not a sealed message (OPS1, ChaCha20-Poly1305)", "invalid_seal")
     key = {k.kid: k.key for k in keys}.get(bytes(msg[5:13]))
     if key is None:
         raise bad("the batch is sealed with a key we do not have", "unknown_key")
-    # AD = the 25-byte seal header || seq as 8 bytes BIG-endian || node id bytes
-    ad = bytes(msg[:25]) + seq.to_bytes(8, "big") + node.encode()
+    # AD = the 25-byte seal header || seq as 8 bytes BIG-endian || the bound id
+    ad = bytes(msg[:25]) + seq.to_bytes(8, "big") + bound.encode()
     try:
         return ChaCha20Poly1305(key).decrypt(bytes(msg[13:25]), bytes(msg[25:]), ad)
     except InvalidTag:
         raise bad("the sealed batch does not open (tampered, or sealed for another "
-                  "node or sequence)", "invalid_seal") from None
+                  "node, uplink or sequence)", "invalid_seal") from None
 
 
 # ---- the batch (docs/internals/uplink.md) ----------------------------------
@@ -342,7 +353,9 @@ def name(r, lo, hi, what):
 
 def decode_batch(body, keys=(), max_points=1_000_000):
     """Decodes one HTTP body. With keys, only sealed batches are taken (as
-    outpost's receiver does: otherwise anyone could bypass the seal)."""
+    outpost's receiver does: otherwise anyone could bypass the seal). Note
+    that the seal binds node, uplink and seq but not the magic or the flags
+    byte of the clear header (changing those only makes decoding fail)."""
     r = Reader(body)
     if r.take(4) != b"OPB1":
         raise bad("not an outpost batch (magic OPB1 expected)")
@@ -357,7 +370,7 @@ def decode_batch(body, keys=(), max_points=1_000_000):
     if flags & 1:                                 # sealed: open first ...
         if not keys:
             raise bad("the batch is sealed and we have no key", "unknown_key")
-        payload = open_sealed(payload, keys, node, seq)
+        payload = open_sealed(payload, keys, f"{node}/{uplink}", seq)
     elif keys:
         raise bad("this receiver takes sealed batches only", "unsealed_batch")
     if flags & 2:                                 # ... then inflate
@@ -398,22 +411,13 @@ def decode_batch(body, keys=(), max_points=1_000_000):
 class Receiver:
     """Deduplicates by position like outpost: per (node, uplink) it keeps the
     last position stored, takes only readings above it, then raises it to the
-    batch's last_pos. A real receiver must store that position in the same
-    transaction as the readings; this one keeps it in memory, and rebuilds it
-    from the --out file at start."""
+    batch's last_pos (which covers readings the sender filtered out). This
+    one keeps it in memory only; a real receiver must store it in the same
+    transaction as the readings, or a restart stores resent readings twice."""
 
     def __init__(self, keys, out=None, max_points=1_000_000):
         self.keys, self.out, self.max_points = keys, out, max_points
         self.last, self.lock = {}, threading.Lock()
-        if out and os.path.exists(out):
-            with open(out) as f:
-                for line in f:
-                    try:
-                        j = json.loads(line)
-                        k = (j["node"], j["uplink"])
-                        self.last[k] = max(self.last.get(k, -1 << 63), j["pos"])
-                    except (ValueError, KeyError):
-                        pass                      # a torn last line after a crash
 
     def receive(self, body):
         """-> (HTTP status, JSON answer)."""
@@ -453,16 +457,17 @@ def json_value(v):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"                 # keep-alive, and 100-continue for curl
 
-    def do_POST(self):
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            return self.answer(411, {"error": {"code": "length_required",
-                                               "message": "Content-Length is required"}})
+    def do_POST(self):                            # any path; outpost uses /v1/uplink
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():                  # curl always sends one
+            return self.refuse(411, "length_required", "Content-Length is required")
         if int(length) > self.server.max_body:
-            self.close_connection = True          # do not read what we refuse
-            return self.answer(413, {"error": {"code": "body_too_large",
-                                               "message": "batch over --max-body"}})
+            return self.refuse(413, "body_too_large", "the batch is over --max-body")
         self.answer(*self.server.receiver.receive(self.rfile.read(int(length))))
+
+    def refuse(self, status, code, message):
+        self.close_connection = True              # the body was not read
+        self.answer(status, {"error": {"code": code, "message": message}})
 
     def answer(self, status, obj):
         data = json.dumps(obj).encode()
@@ -477,7 +482,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Receive outpost uplink batches.")
+    ap = argparse.ArgumentParser(description="Receive outpost uplink batches (format = batch).")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="HTTP receiver: POST a batch, readings go out as JSON lines")
     s.add_argument("--port", type=int, required=True)
@@ -487,16 +492,9 @@ def main(argv=None):
     s.add_argument("--out", help="append readings here (default: stdout)")
     s.add_argument("--max-body", type=int, default=64 << 20)
     s.add_argument("--max-points", type=int, default=1_000_000)
-    d = sub.add_parser("decode", help="decode one batch file to JSON lines on stdout")
-    d.add_argument("file")
-    d.add_argument("--seal-key", action="append", default=[], metavar="FILE")
     a = ap.parse_args(argv)
-    keys = [load_seal_key(p) for p in a.seal_key]
-    if a.cmd == "decode":
-        with open(a.file, "rb") as f:
-            Receiver(keys).receive(f.read())
-        return 0
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
+    keys = [load_seal_key(p) for p in a.seal_key]
     srv.receiver, srv.max_body = Receiver(keys, a.out, a.max_points), a.max_body
     print(f"listening on http://{a.host}:{srv.server_address[1]}", file=sys.stderr, flush=True)
     try:

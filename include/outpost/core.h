@@ -142,6 +142,17 @@ struct op_config {
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 
+/* ---- optional libraries, loaded on first use (core_dl.c) -------------- */
+
+struct op_dl_sym {
+    const char *name;
+    void **slot;
+};
+/* Opens the first of files that loads and fills every slot of syms, or
+ * logs why not (naming what) and returns false. */
+bool op_dl_load(const char *what, const char *const *files, size_t nfiles,
+                const struct op_dl_sym *syms, size_t nsyms);
+
 /* Fills every field with its embedded default. */
 void op_config_defaults(struct op_config *cfg);
 /* Loads an INI file over cfg. Unknown keys, bad values and syntax errors

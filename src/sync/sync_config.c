@@ -133,8 +133,12 @@ static int check(const struct op_uplink_cfg *u, struct op_diag *d)
         op_diag_set(d, "invalid_config", "[uplink.%s] needs a url", u->name);
         return OP_EINVAL;
     }
-    if (strncmp(u->url, "http://", 7) && strncmp(u->url, "https://", 8)) {
-        op_diag_set(d, "invalid_config", "url: only http:// and https:// uplinks exist yet");
+    if (!sync__transport_for(u->url)) {
+        op_diag_set(d, "invalid_config", "url: http://, https://, mqtt:// or mqtts:// expected");
+        return OP_EINVAL;
+    }
+    if (!strncmp(u->url, "mqtt", 4) && sync__mqtt_url_check(u->url) != OP_OK) {
+        op_diag_set(d, "invalid_config", "url: mqtt[s]://host[:port]/topic expected");
         return OP_EINVAL;
     }
     if (!u->cert[0] != !u->key[0]) {

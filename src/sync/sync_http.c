@@ -63,6 +63,37 @@ static int on_progress(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl
     return atomic_load(h->stop) ? 1 : 0;
 }
 
+static int http_create(void **out, const struct op_uplink_cfg *u, const char *node,
+                       const _Atomic bool *stop)
+{
+    (void)node;
+    return sync__http_create((struct sync_http **)out, u, stop);
+}
+
+static void http_destroy(void *t)
+{
+    sync__http_destroy(t);
+}
+
+static int http_send(void *t, const void *body, size_t len, bool json, struct sync_answer *ans)
+{
+    return sync__http_post(t, body, len, json, ans);
+}
+
+static const struct sync_transport http_transport = { "http", http_create, http_destroy,
+                                                      http_send };
+static const struct sync_transport mqtt_transport = { "mqtt", sync__mqtt_create,
+                                                      sync__mqtt_destroy, sync__mqtt_send };
+
+const struct sync_transport *sync__transport_for(const char *url)
+{
+    if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))
+        return &http_transport;
+    if (!strncmp(url, "mqtt://", 7) || !strncmp(url, "mqtts://", 8))
+        return &mqtt_transport;
+    return NULL;
+}
+
 int sync__http_create(struct sync_http **out, const struct op_uplink_cfg *u,
                       const _Atomic bool *stop)
 {

@@ -98,4 +98,26 @@ void sync__http_destroy(struct sync_http *h);
 int sync__http_post(struct sync_http *h, const void *body, size_t len, bool json,
                     struct sync_answer *ans);
 
+/* ---- transports: HTTP (sync_http.c), MQTT (sync_mqtt.c) ---------------- */
+
+/* One uplink's way of sending a batch, chosen by its url's scheme. send
+ * fills *ans: a status in HTTP terms (MQTT: 200 for a PUBACK, 0 for a
+ * transport failure), which the uplink maps to ack, retry or dead letter. */
+struct sync_transport {
+    const char *name;
+    int (*create)(void **out, const struct op_uplink_cfg *u, const char *node,
+                  const _Atomic bool *stop);
+    void (*destroy)(void *t);
+    int (*send)(void *t, const void *body, size_t len, bool json, struct sync_answer *ans);
+};
+/* The transport for url (http, https, mqtt, mqtts), or NULL. */
+const struct sync_transport *sync__transport_for(const char *url);
+
+int sync__mqtt_create(void **out, const struct op_uplink_cfg *u, const char *node,
+                      const _Atomic bool *stop);
+void sync__mqtt_destroy(void *t);
+int sync__mqtt_send(void *t, const void *body, size_t len, bool json, struct sync_answer *ans);
+/* OP_OK if url is mqtt[s]://host[:port]/topic. */
+int sync__mqtt_url_check(const char *url);
+
 #endif

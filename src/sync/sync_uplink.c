@@ -47,7 +47,8 @@ struct uplink {
     struct op_uplink_cfg cfg;
     struct op_store *store;
     struct op_store_reader *rd;
-    struct sync_http *http;
+    const struct sync_transport *tp;
+    void *transport;
     struct sync_rec_dec *dec;
     struct sync_batch *batch;
     struct op_seal_key seal;
@@ -318,7 +319,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
 {
     for (int attempt = 0;; attempt++) {
         struct sync_answer a;
-        sync__http_post(u->http, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
+        u->tp->send(u->transport, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
             op_counter_add(u->c_acked, 1);
             op_counter_add(u->c_sent, sync__batch_points(u->batch));
@@ -508,7 +509,8 @@ static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_upli
         u->sealed = true;
     }
     if ((rc = op_store_reader_open(store, &u->rd)) != OP_OK ||
-        (rc = sync__http_create(&u->http, cfg, &s->stop)) != OP_OK ||
+        (rc = (u->tp = sync__transport_for(cfg->url)) ? OP_OK : OP_EINVAL) != OP_OK ||
+        (rc = u->tp->create(&u->transport, cfg, u->node, &s->stop)) != OP_OK ||
         (rc = sync__rec_dec_create(&u->dec)) != OP_OK ||
         (rc = sync__batch_create(&u->batch)) != OP_OK)
         return rc;
@@ -564,7 +566,8 @@ void op_sync_stop(struct op_sync *s)
         struct uplink *u = &s->u[i];
         if (u->started)
             pthread_join(u->thread, NULL);
-        sync__http_destroy(u->http);
+        if (u->tp)
+            u->tp->destroy(u->transport);
         sync__rec_dec_destroy(u->dec);
         sync__batch_destroy(u->batch);
         op_store_reader_close(u->rd);

@@ -8,6 +8,7 @@
  * header (magic, flags, node, uplink, batch number) stays in clear so a
  * receiver can pick the key and deduplicate before it decodes anything.
  */
+#include <stdio.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -238,6 +239,14 @@ static int header(struct op_buf *out, int flags, const char *node, const char *u
     return rc;
 }
 
+/* What a seal binds besides the batch number: "<node>/<uplink>" (a node
+ * id has no '/'), so a sealed batch moved to another node or uplink does
+ * not open. */
+static void bound_id(char *buf, size_t cap, const char *node, const char *uplink)
+{
+    snprintf(buf, cap, "%s/%s", node, uplink);
+}
+
 int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplink, uint64_t seq,
                        int64_t first_pos, int64_t last_pos, const struct op_seal_key *key,
                        struct op_buf *out)
@@ -257,8 +266,11 @@ int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplin
     }
     if (rc == OP_OK)
         rc = header(out, (key ? WIRE_SEALED : 0) | WIRE_ZSTD, node, uplink, seq);
+    char id[OP_SYNC_NODE_MAX + OP_SYNC_NAME_MAX + 2];
+    if (rc == OP_OK && key)
+        bound_id(id, sizeof id, node, uplink);
     if (rc == OP_OK)
-        rc = key ? op_sec_seal(key, node, seq, zbuf, zlen, out) : op_buf_append(out, zbuf, zlen);
+        rc = key ? op_sec_seal(key, id, seq, zbuf, zlen, out) : op_buf_append(out, zbuf, zlen);
     op_free(zbuf);
     op_buf_fini(&pl);
     return rc;
@@ -430,7 +442,9 @@ int op_sync_batch_decode(const struct op_sync_header *h, const struct op_seal_ke
     size_t len = h->body_len;
     int rc = OP_OK;
     if (h->flags & WIRE_SEALED) {
-        rc = nkeys ? op_sec_open(keys, nkeys, h->node, h->seq, body, len, &opened) : OP_ENOTFOUND;
+        char bound[OP_SYNC_NODE_MAX + OP_SYNC_NAME_MAX + 2];
+        bound_id(bound, sizeof bound, h->node, h->uplink);
+        rc = nkeys ? op_sec_open(keys, nkeys, bound, h->seq, body, len, &opened) : OP_ENOTFOUND;
         if (rc == OP_ENOTFOUND) {
             op_diag_set(d, "unknown_key", "the batch is sealed with a key this node does not have");
         } else if (rc != OP_OK && rc != OP_ENOMEM) {

@@ -33,14 +33,17 @@ static void test_defaults_and_values(void **state)
     size_t n = 0;
     struct op_diag d;
     assert_int_equal(parse("[uplink.cloud]\nurl = https://c.example/v1/uplink\n"
+                           "[uplink.broker]\nurl = mqtts://b.example:8883/site/7/batches\n"
                            "[uplink.region]\nurl = http://10.0.0.2:8080/v1/uplink\n"
                            "sensors = line1/*, b\nimportant_only = true\ndownsample = 1m\n"
                            "batch_points = 10\nbatch_bytes = 64KiB\nbatch_age = 250ms\n"
                            "bandwidth = 1MiB\nformat = json\ntimeout = 2s\n",
                            &u, &n, &d),
                      OP_OK);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     assert_string_equal(u[0].name, "cloud");
+    assert_string_equal(u[1].url, "mqtts://b.example:8883/site/7/batches");
+    u[1] = u[2]; /* the checks below are about region */
     assert_int_equal(u[0].batch_points, 50000);
     assert_int_equal(u[0].timeout_ms, 10000);
     assert_int_equal(u[0].format, OP_UPLINK_BATCH);
@@ -69,7 +72,9 @@ static void test_errors_name_the_line(void **state)
         { "[uplink.c]\nurl = http://a/\ntimeout = soon\n", 3, "duration" },
         { "[uplink.c]\nurl = http://a/\nformat = xml\n", 3, "batch or json" },
         { "\n[uplink.c]\nsensors = a\n", 3, "needs a url" },
-        { "[uplink.c]\nurl = mqtt://broker/t\n", 2, "http://" },
+        { "[uplink.c]\nurl = ftp://host/t\n", 2, "mqtt://" },
+        { "[uplink.c]\nurl = mqtt://broker\n", 2, "host[:port]/topic" },
+        { "[uplink.c]\nurl = mqtt://broker:99999/t\n", 2, "host[:port]/topic" },
         { "[uplink.c]\nurl = http://a/\ncert = /x.pem\n", 2, "cert and key" },
         { "[uplink.c!]\nurl = http://a/\n", 2, "name" },
     };
