@@ -65,6 +65,7 @@ struct uplink {
     int64_t cursor, batch_seq;
     /* what the batch being built covers */
     int64_t first_pos, last_pos;
+    int64_t limit_pos; /* important_only: positions the rules have evaluated */
     bool full;
     int64_t *marks;
     size_t nmarks, marks_cap;
@@ -209,6 +210,8 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
         int64_t seq = rec->seq_lo + (int64_t)i;
         if (seq <= u->last_pos)
             continue;
+        if (seq > u->limit_pos)
+            return 1; /* not evaluated by the rules yet: its marks may still come */
         if (sync__batch_points(u->batch) >= (size_t)u->cfg.batch_points ||
             sync__batch_raw_bytes(u->batch) >= (size_t)u->cfg.batch_bytes) {
             u->full = true;
@@ -241,6 +244,13 @@ static int build(struct uplink *u)
     u->first_pos = u->cursor + 1;
     u->last_pos = u->cursor;
     u->full = false;
+    /* Rules mark readings after their commit: an important-only uplink
+     * waits for the rules' persisted cursor, or it would pass readings
+     * before their marks exist. */
+    u->limit_pos = INT64_MAX;
+    int64_t newest, rules_cursor;
+    if (u->cfg.important_only && op_store_rules_marks(u->rd, &newest, &rules_cursor) == OP_OK)
+        u->limit_pos = rules_cursor >= 0 ? rules_cursor : newest;
     for (;;) {
         int64_t before = u->last_pos;
         int n = op_store_outbox_read(u->rd, u->last_pos, UPLINK_RECORDS_PER_READ, take_record, u);
