@@ -464,27 +464,27 @@ static double g_last_batch(void *ctx)
     return (double)atomic_load(&((struct uplink *)ctx)->g_last_batch);
 }
 
+/* One labelled series of a per-uplink counter. */
+static struct op_counter *counter(const struct uplink *u, const char *name, const char *label,
+                                  const char *help)
+{
+    char l[200];
+    snprintf(l, sizeof l, "uplink=\"%s\",%s", u->cfg.name, label);
+    return op_metrics_counter(name, l, help);
+}
+
 static void metrics(struct uplink *u)
 {
-    char l[160], lr[200];
+    static const char batches[] = "batches by outcome: acked, failed (an attempt to retry),"
+                                  " dead (refused for good)";
+    static const char bytes[] = "bytes acknowledged: raw (name + 16 per reading) and on the wire";
+    char l[160];
     snprintf(l, sizeof l, "uplink=\"%s\"", u->cfg.name);
-#define LBL(extra) (snprintf(lr, sizeof lr, "uplink=\"%s\",%s", u->cfg.name, extra), lr)
-    u->c_acked = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"acked\""),
-                                    "batches by outcome: acked, failed (an attempt to retry),"
-                                    " dead (refused for good)");
-    u->c_failed = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"failed\""),
-                                     "batches by outcome: acked, failed (an attempt to retry),"
-                                     " dead (refused for good)");
-    u->c_dead = op_metrics_counter("outpost_uplink_batches_total", LBL("result=\"dead\""),
-                                   "batches by outcome: acked, failed (an attempt to retry),"
-                                   " dead (refused for good)");
-    u->c_raw = op_metrics_counter("outpost_uplink_bytes_total", LBL("stage=\"raw\""),
-                                  "bytes acknowledged: raw (name + 16 per reading) and on the"
-                                  " wire");
-    u->c_wire = op_metrics_counter("outpost_uplink_bytes_total", LBL("stage=\"wire\""),
-                                   "bytes acknowledged: raw (name + 16 per reading) and on the"
-                                   " wire");
-#undef LBL
+    u->c_acked = counter(u, "outpost_uplink_batches_total", "result=\"acked\"", batches);
+    u->c_failed = counter(u, "outpost_uplink_batches_total", "result=\"failed\"", batches);
+    u->c_dead = counter(u, "outpost_uplink_batches_total", "result=\"dead\"", batches);
+    u->c_raw = counter(u, "outpost_uplink_bytes_total", "stage=\"raw\"", bytes);
+    u->c_wire = counter(u, "outpost_uplink_bytes_total", "stage=\"wire\"", bytes);
     u->c_sent = op_metrics_counter("outpost_uplink_readings_total", l,
                                    "readings the receiver acknowledged");
     op_metrics_gauge("outpost_uplink_backlog_readings", l, "readings not yet acknowledged",
