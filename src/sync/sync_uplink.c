@@ -74,6 +74,7 @@ struct uplink {
     struct op_store_write w;
 
     struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
+    int64_t gauges_at; /* monotonic ns of the last gauges refresh */
     _Atomic int64_t g_backlog, g_backlog_bytes, g_oldest_ms, g_last_batch;
 };
 
@@ -287,6 +288,22 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
     return u->w.rc;
 }
 
+/* Refreshes the backlog gauges once per UPLINK_GAUGES_MS; called between
+ * batches and between the attempts of one, so they show an outage. */
+static void gauges(struct uplink *u)
+{
+    int64_t now = op_time_mono_ns();
+    if (now - u->gauges_at < (int64_t)UPLINK_GAUGES_MS * 1000000)
+        return;
+    u->gauges_at = now;
+    int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
+    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
+        return;
+    atomic_store(&u->g_backlog, readings);
+    atomic_store(&u->g_backlog_bytes, bytes);
+    atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 static bool retryable(int status)
@@ -334,6 +351,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
             return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, 100);
         }
         op_counter_add(u->c_failed, 1);
+        gauges(u);
         int64_t wait = backoff_ms(u, attempt);
         if (a.retry_after_ms > wait)
             wait = a.retry_after_ms < u->cfg.backoff_max_ms ? a.retry_after_ms
@@ -358,28 +376,16 @@ static void pace(struct uplink *u, size_t bytes, int64_t started_ns)
         nap(u->sync, due_ms - spent_ms);
 }
 
-static void gauges(struct uplink *u)
-{
-    int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
-    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
-        return;
-    atomic_store(&u->g_backlog, readings);
-    atomic_store(&u->g_backlog_bytes, bytes);
-    atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
-}
-
 static void *uplink_main(void *arg)
 {
     struct uplink *u = arg;
     struct op_buf msg;
     op_buf_init(&msg, (size_t)512 << 20);
-    int64_t pending_since = -1, gauges_at = 0;
+    int64_t pending_since = -1;
+    u->gauges_at = INT64_MIN / 2;
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
-        if (now - gauges_at >= (int64_t)UPLINK_GAUGES_MS * 1000000) {
-            gauges(u);
-            gauges_at = now;
-        }
+        gauges(u);
         if (build(u) != OP_OK) {
             nap(u->sync, 1000);
             continue;
