@@ -133,6 +133,7 @@ class UplinkFake:
         try:
             if action == RESET:
                 rec["raw"] = h.rfile.read(length // 2)
+                rec["batch"] = parse_batch_header(rec["raw"])
                 self._abort(h)
                 return
             rec["raw"] = raw = h.rfile.read(length)
