@@ -84,8 +84,8 @@ def test_both_restarted(outpost_factory):
                 rx.kill9()
                 edge.kill9()
             else:
-                edge.stop()
-                rx.stop()
+                assert edge.stop() == 0
+                assert rx.stop() == 0
             # The edge comes back first, with the receiver still down.
             edge.restart()
             led.ingest(edge, size(200, 1000))
