@@ -39,7 +39,8 @@
 struct downsample { /* a sensor's last kept step, for `downsample` */
     char *name;
     uint32_t len;
-    int64_t step;
+    int64_t step;       /* as of the batch being built */
+    int64_t acked_step; /* as of the cursor; INT64_MIN: none yet */
 };
 
 struct uplink {
@@ -140,7 +141,24 @@ static bool selected(const struct uplink *u, const char *name, uint32_t len)
 
 /* Keeps the first reading of each sensor in each downsample step. A step
  * already sent is not sent again after a restart only if the receiver had
- * it: the state is in memory, so a restart may send one more per sensor. */
+ * it: the state is in memory, so a restart may send one more per sensor.
+ * Every build starts again from the cursor (a partial batch is rebuilt
+ * while it waits to fill, a batch is rebuilt after a failed ack), so the
+ * state is rewound to the cursor's at each build (downsample_rewind) and
+ * kept at each ack (downsample_commit): the same positions always get the
+ * same decisions. */
+static void downsample_rewind(struct uplink *u)
+{
+    for (size_t i = 0; i < u->nds; i++)
+        u->ds[i].step = u->ds[i].acked_step;
+}
+
+static void downsample_commit(struct uplink *u)
+{
+    for (size_t i = 0; i < u->nds; i++)
+        u->ds[i].acked_step = u->ds[i].step;
+}
+
 static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, int64_t ts)
 {
     if (u->cfg.downsample_ms <= 0)
@@ -166,7 +184,7 @@ static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, in
     char *copy = op_strndup(name, len);
     if (!copy)
         return true;
-    u->ds[u->nds++] = (struct downsample){ copy, len, step };
+    u->ds[u->nds++] = (struct downsample){ copy, len, step, INT64_MIN };
     return true;
 }
 
@@ -237,6 +255,7 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
 static int build(struct uplink *u)
 {
     sync__batch_reset(u->batch);
+    downsample_rewind(u);
     u->first_pos = u->cursor + 1;
     u->last_pos = u->cursor;
     u->full = false;
@@ -281,6 +300,7 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
     u->wdone = false;
     pthread_mutex_unlock(&u->mu);
     if (u->w.rc == OP_OK) {
+        downsample_commit(u);
         u->cursor = u->last_pos;
         u->batch_seq = seq;
         atomic_store(&u->g_last_batch, seq);
