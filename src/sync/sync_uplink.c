@@ -346,11 +346,53 @@ static int64_t backoff_ms(const struct uplink *u, int attempt)
     return (int64_t)(r % (uint64_t)(cap + 1));
 }
 
+/* Whether the outbox still holds every position of the batch being sent.
+ * Positions after the cursor are contiguous in the outbox unless retention
+ * dropped unsent records (counting their readings as dropped); a batch
+ * that waited through such a drop is built again from what is left, so
+ * nothing counted as dropped is delivered as well. */
+struct span {
+    int64_t next, last;
+    bool gap;
+};
+
+static int span_take(void *ctx, const struct op_outbox_record *rec)
+{
+    struct span *sp = ctx;
+    if (rec->seq_lo > sp->next) {
+        sp->gap = true;
+        return 1;
+    }
+    sp->next = rec->seq_lo + rec->n;
+    return sp->next > sp->last;
+}
+
+static bool batch_whole(struct uplink *u)
+{
+    struct span sp = { u->first_pos, u->last_pos, false };
+    while (!sp.gap && sp.next <= sp.last) {
+        int64_t before = sp.next;
+        int n = op_store_outbox_read(u->rd, sp.next - 1, 64, span_take, &sp);
+        if (n < 0)
+            return true; /* cannot tell: keep sending it */
+        if (!sp.gap && sp.next == before)
+            return false; /* nothing left at or after it */
+    }
+    return !sp.gap;
+}
+
 /* Sends one encoded batch until it is acknowledged or dead; false when
- * stopping first. */
+ * stopping first. True also when retention dropped part of the batch while
+ * it waited: the loop builds it again. */
 static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
 {
     for (int attempt = 0;; attempt++) {
+        if (attempt > 0 && !batch_whole(u)) {
+            OP_WARN(SYNC_SUB, "uplink %s: retention dropped part of batch %lld while it"
+                              " waited; building it again from what is left",
+                    u->cfg.name, (long long)seq);
+            return true;
+        }
         struct sync_answer a;
         sync__http_post(u->http, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
