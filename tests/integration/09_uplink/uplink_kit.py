@@ -179,13 +179,12 @@ def receiver_count(receiver, node):
 
 def settle(edge, receiver, node, want_total, timeout=None, what="the backlog to drain"):
     """Waits until the edge has nothing unacknowledged and the receiver
-    holds want_total readings of this node (more is a failure at once)."""
+    holds at least want_total readings of this node (more is reported by
+    assert_exact, which names them)."""
     timeout = timeout or scaled(60)
 
     def done():
-        have = receiver_count(receiver, node)
-        assert have <= want_total, f"receiver holds {have} readings of {node}, want {want_total}"
-        return have == want_total and edge_pending(edge) == 0
+        return receiver_count(receiver, node) >= want_total and edge_pending(edge) == 0
     try:
         wait_until(done, timeout, interval=0.05, what=what)
     except TimeoutError as e:
