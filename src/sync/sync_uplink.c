@@ -418,10 +418,15 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         if (a.retry_after_ms > wait)
             wait = a.retry_after_ms < u->cfg.backoff_max_ms ? a.retry_after_ms
                                                              : u->cfg.backoff_max_ms;
-        if (attempt == 0 || attempt % 10 == 0)
-            OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s%d%s); retry %d in %lld ms",
-                    u->cfg.name, (long long)seq, a.status ? "HTTP " : "",
-                    a.status, a.error ? a.error : "", attempt + 1, (long long)wait);
+        if (attempt == 0 || attempt % 10 == 0) {
+            char why[160];
+            if (a.status)
+                snprintf(why, sizeof why, "HTTP %d", a.status);
+            else
+                snprintf(why, sizeof why, "%s", a.error ? a.error : "transfer failed");
+            OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s); retry %d in %lld ms",
+                    u->cfg.name, (long long)seq, why, attempt + 1, (long long)wait);
+        }
         if (!nap(u->sync, wait))
             return false;
     }
