@@ -11,7 +11,7 @@ from uplink_kit import (Ledger, PortHold, assert_exact, edge_config, edge_pendin
                         uplink_url)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(size(120, 1200))
 def test_happy_path_several_batches(outpost_factory):
     rx = outpost_factory(config=receiver_config(), name="rx")
     edge = outpost_factory(config=edge_config(uplink_url(rx)), name="edge")
@@ -38,7 +38,7 @@ def test_happy_path_several_batches(outpost_factory):
                scaled(10), what="the backlog gauge to reach 0")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(size(120, 1200))
 def test_receiver_down_for_a_while(outpost_factory):
     hold = PortHold()
     try:
@@ -65,7 +65,7 @@ def test_receiver_down_for_a_while(outpost_factory):
         hold.close()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(size(180, 1800))
 def test_both_restarted(outpost_factory):
     hold = PortHold()
     try:

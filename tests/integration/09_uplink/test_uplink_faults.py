@@ -9,24 +9,11 @@ import json
 
 import pytest
 
-from fakes.uplink import FORWARD, FORWARD_DROP, RESET, STALL, UplinkFake
+from fakes.uplink import FORWARD, FORWARD_DROP, RESET, STALL
 from outpost_proc import scaled, wait_until
 from uplink_kit import (Ledger, assert_exact, dead_letters, edge_config, edge_pending,
                         edge_rows_between, metric, node_id, receiver_config, settle, size,
                         uplink_metric, uplink_url)
-
-
-@pytest.fixture
-def fakes():
-    made = []
-
-    def make(**kw):
-        f = UplinkFake(**kw)
-        made.append(f)
-        return f
-    yield make
-    for f in made:
-        f.close()
 
 
 def answered(recs):
@@ -41,10 +28,10 @@ def failed(edge):
     return uplink_metric(edge, "outpost_uplink_batches_total", result="failed")
 
 
-@pytest.mark.timeout(120)
-def test_5xx_then_429_with_retry_after(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_5xx_then_429_with_retry_after(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fake = fakes(upstream=uplink_url(rx),
+    fake = uplink_fake(upstream=uplink_url(rx),
                  script=[500, 503, (503, {"Retry-After": "0"}), (429, {"Retry-After": "2"})])
     # backoff_max above the Retry-After: the edge caps a Retry-After at it.
     edge = outpost_factory(config=edge_config(fake.url, backoff_max="3s"), name="edge")
@@ -71,10 +58,10 @@ def test_5xx_then_429_with_retry_after(outpost_factory, fakes):
     assert uplink_metric(edge, "outpost_uplink_batches_total", result="dead") == 0
 
 
-@pytest.mark.timeout(120)
-def test_stall_past_the_timeout(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_stall_past_the_timeout(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fake = fakes(upstream=uplink_url(rx), script=[FORWARD, STALL, STALL])
+    fake = uplink_fake(upstream=uplink_url(rx), script=[FORWARD, STALL, STALL])
     edge = outpost_factory(config=edge_config(fake.url, timeout="500ms"), name="edge")
     node = node_id(edge)
     led = Ledger(["st/a", "st/b", "st/c"])
@@ -92,10 +79,10 @@ def test_stall_past_the_timeout(outpost_factory, fakes):
     assert failed(edge) == 2
 
 
-@pytest.mark.timeout(120)
-def test_connection_reset_mid_body(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_connection_reset_mid_body(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fake = fakes(upstream=uplink_url(rx), script=[RESET, FORWARD, RESET, RESET])
+    fake = uplink_fake(upstream=uplink_url(rx), script=[RESET, FORWARD, RESET, RESET])
     edge = outpost_factory(config=edge_config(fake.url), name="edge")
     node = node_id(edge)
     led = Ledger(["rs/a", "rs/b"])
@@ -113,10 +100,10 @@ def test_connection_reset_mid_body(outpost_factory, fakes):
     assert uplink_metric(edge, "outpost_uplink_batches_total", result="dead") == 0
 
 
-@pytest.mark.timeout(120)
-def test_edge_kill9_mid_upload(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_edge_kill9_mid_upload(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fake = fakes(upstream=uplink_url(rx), script=[FORWARD, FORWARD, STALL])
+    fake = uplink_fake(upstream=uplink_url(rx), script=[FORWARD, FORWARD, STALL])
     edge = outpost_factory(config=edge_config(fake.url, timeout="30s"), name="edge")
     node = node_id(edge)
     led = Ledger(["k/a", "k/b", "k/c"])
@@ -142,14 +129,15 @@ def test_edge_kill9_mid_upload(outpost_factory, fakes):
     assert seqs[2] == seqs[3] == 3, seqs[:6]
 
 
-@pytest.mark.timeout(120)
-def test_answer_lost_after_commit_is_deduplicated(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_answer_lost_after_commit_is_deduplicated(outpost_factory, uplink_fake):
     """A receiver killed after its commit but before its answer, emulated:
     the fake forwards the batch to the real receiver (which commits it) and
     drops the connection instead of relaying the 200. The edge resends; the
     receiver must take nothing twice."""
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fake = fakes(upstream=uplink_url(rx), script=[FORWARD, FORWARD_DROP, FORWARD_DROP, FORWARD])
+    fake = uplink_fake(upstream=uplink_url(rx),
+                       script=[FORWARD, FORWARD_DROP, FORWARD_DROP, FORWARD])
     edge = outpost_factory(config=edge_config(fake.url), name="edge")
     node = node_id(edge)
     led = Ledger(["d/a", "d/b", "d/c"])
@@ -169,11 +157,11 @@ def test_answer_lost_after_commit_is_deduplicated(outpost_factory, fakes):
     assert uplink_metric(edge, "outpost_uplink_readings_total") == led.total
 
 
-@pytest.mark.timeout(120)
-def test_poison_batch_goes_to_dead_letters(outpost_factory, fakes):
+@pytest.mark.timeout(size(120, 1200))
+def test_poison_batch_goes_to_dead_letters(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
     refusal = json.dumps({"error": {"code": "poison", "message": "this batch never fits"}})
-    fake = fakes(upstream=uplink_url(rx),
+    fake = uplink_fake(upstream=uplink_url(rx),
                  script=[FORWARD, (422, {"Content-Type": "application/json"}, refusal)])
     edge = outpost_factory(config=edge_config(fake.url), name="edge")
     node = node_id(edge)

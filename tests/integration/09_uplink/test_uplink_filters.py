@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from fakes.uplink import UplinkFake
 from outpost_proc import scaled, wait_until
 from uplink_kit import (Ledger, PortHold, assert_exact, compare, edge_config, edge_pending,
                         node_id, receiver_config, settle, size, uplink_metric, uplink_url)
@@ -33,56 +32,53 @@ def filtered(led):
     return out
 
 
-@pytest.mark.timeout(120)
-def test_filters_batch_and_json(outpost_factory):
+@pytest.mark.timeout(size(120, 1200))
+def test_filters_batch_and_json(outpost_factory, uplink_fake):
     rx = outpost_factory(config=receiver_config(), name="rx")
-    fk = UplinkFake()  # no upstream: it answers 200 and keeps the JSON
-    try:
-        filters = {"sensors": PATTERNS, "downsample": "1s"}
-        edge = outpost_factory(config=edge_config(uplink_url(rx), **filters), name="edge")
-        jedge = outpost_factory(config=edge_config(fk.url, format="json", **filters),
-                                name="jedge")
-        node, jnode = node_id(edge), node_id(jedge)
-        led, jled = Ledger(SENSORS), Ledger(SENSORS)
-        for _ in range(size(3, 10)):  # in rounds, so some batches are partial
-            led.ingest(edge, size(400, 2000), chunk=300)
-            jled.ingest(jedge, size(400, 2000), chunk=300)
-        want = filtered(led)
-        settle(edge, rx, node, sum(map(len, want.values())))
-        assert_exact(rx, node, want)
+    fk = uplink_fake()  # no upstream: it answers 200 and keeps the JSON
+    filters = {"sensors": PATTERNS, "downsample": "1s"}
+    edge = outpost_factory(config=edge_config(uplink_url(rx), **filters), name="edge")
+    jedge = outpost_factory(config=edge_config(fk.url, format="json", **filters),
+                            name="jedge")
+    node, jnode = node_id(edge), node_id(jedge)
+    led, jled = Ledger(SENSORS), Ledger(SENSORS)
+    for _ in range(size(3, 10)):  # in rounds, so some batches are partial
+        led.ingest(edge, size(400, 2000), chunk=300)
+        jled.ingest(jedge, size(400, 2000), chunk=300)
+    want = filtered(led)
+    settle(edge, rx, node, sum(map(len, want.values())))
+    assert_exact(rx, node, want)
 
-        # The JSON batches: shape, numbering, positions, and the readings.
-        jwant = filtered(jled)
-        wait_until(lambda: edge_pending(jedge) == 0, scaled(60), what="the JSON edge to drain")
-        recs = fk.snapshot()
-        assert recs and all(r["status"] == 200 for r in recs)
-        got, prev_last = {}, None
-        for i, r in enumerate(recs):
-            assert r["headers"]["Content-Type"] == "application/json", r["headers"]
-            b = r["json"]
-            assert set(b) == {"node", "uplink", "seq", "first", "last", "readings"}, b.keys()
-            assert (b["node"], b["uplink"], b["seq"]) == (jnode, "cloud", i + 1)
-            assert b["first"] <= b["last"]
-            # Positions only grow; a stretch the filters dropped entirely
-            # is passed over without a batch.
-            if prev_last is not None:
-                assert b["first"] > prev_last, (prev_last, b["first"])
-            prev_last = b["last"]
-            positions = {}
-            for x in b["readings"]:
-                assert set(x) == {"sensor", "ts", "value", "pos"}, x
-                assert isinstance(x["ts"], int) and isinstance(x["value"], float), x
-                assert b["first"] <= x["pos"] <= b["last"], (x, b["first"], b["last"])
-                assert x["pos"] > positions.get(x["sensor"], 0), x
-                positions[x["sensor"]] = x["pos"]
-                got.setdefault(x["sensor"], []).append((x["ts"], x["value"]))
-        problems = compare(got, jwant)
-        assert not problems, "JSON batches differ:\n" + "\n".join(problems)
-    finally:
-        fk.close()
+    # The JSON batches: shape, numbering, positions, and the readings.
+    jwant = filtered(jled)
+    wait_until(lambda: edge_pending(jedge) == 0, scaled(60), what="the JSON edge to drain")
+    recs = fk.snapshot()
+    assert recs and all(r["status"] == 200 for r in recs)
+    got, prev_last = {}, None
+    for i, r in enumerate(recs):
+        assert r["headers"]["Content-Type"] == "application/json", r["headers"]
+        b = r["json"]
+        assert set(b) == {"node", "uplink", "seq", "first", "last", "readings"}, b.keys()
+        assert (b["node"], b["uplink"], b["seq"]) == (jnode, "cloud", i + 1)
+        assert b["first"] <= b["last"]
+        # Positions only grow; a stretch the filters dropped entirely
+        # is passed over without a batch.
+        if prev_last is not None:
+            assert b["first"] > prev_last, (prev_last, b["first"])
+        prev_last = b["last"]
+        positions = {}
+        for x in b["readings"]:
+            assert set(x) == {"sensor", "ts", "value", "pos"}, x
+            assert isinstance(x["ts"], int) and isinstance(x["value"], float), x
+            assert b["first"] <= x["pos"] <= b["last"], (x, b["first"], b["last"])
+            assert x["pos"] > positions.get(x["sensor"], 0), x
+            positions[x["sensor"]] = x["pos"]
+            got.setdefault(x["sensor"], []).append((x["ts"], x["value"]))
+    problems = compare(got, jwant)
+    assert not problems, "JSON batches differ:\n" + "\n".join(problems)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(size(120, 1200))
 def test_retention_drops_unsent(outpost_factory):
     hold = PortHold()
     try:

@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 
-from fakes.uplink import UplinkFake
 from outpost_proc import SANITIZER_RE, scaled
 from uplink_kit import (Ledger, PortHold, assert_exact, dead_letters, edge_config, edge_pending,
                         metric, node_id, receiver_config, settle, size, uplink_metric, uplink_url)
@@ -34,18 +33,6 @@ def token(bin, role, name):
     return lines[0], next(x for x in lines if x.startswith("token = "))[len("token = "):]
 
 
-@pytest.fixture
-def fake():
-    made = []
-
-    def make(**kw):
-        made.append(UplinkFake(**kw))
-        return made[-1]
-    yield make
-    for f in made:
-        f.close()
-
-
 def failed(edge):
     return uplink_metric(edge, "outpost_uplink_batches_total", result="failed")
 
@@ -61,14 +48,14 @@ def refused_and_retried(edge, fk, status, attempts=4):
     assert uplink_metric(edge, "outpost_uplink_readings_total") == 0
 
 
-@pytest.mark.timeout(120)
-def test_sealed_batches(outpost_factory, outpost_bin, tmp_path, fake):
+@pytest.mark.timeout(size(120, 1200))
+def test_sealed_batches(outpost_factory, outpost_bin, tmp_path, uplink_fake):
     k1 = seal_key(outpost_bin, tmp_path / "k1")
     k2 = seal_key(outpost_bin, tmp_path / "k2")
 
     # Sealed end to end, through the fake so the header can be looked at.
     rx = outpost_factory(config=receiver_config(receiver={"seal_key": k1}), name="rx")
-    fk = fake(upstream=uplink_url(rx))
+    fk = uplink_fake(upstream=uplink_url(rx))
     edge = outpost_factory(config=edge_config(fk.url, seal_key=k1), name="edge")
     node = node_id(edge)
     led = Ledger(["seal/a", "seal/b"])
@@ -84,7 +71,7 @@ def test_sealed_batches(outpost_factory, outpost_bin, tmp_path, fake):
     try:
         rx2 = outpost_factory(config=receiver_config(hold.port, receiver={"seal_key": k2}),
                               name="rx2")
-        fk2 = fake(upstream=hold.url)
+        fk2 = uplink_fake(upstream=hold.url)
         edge2 = outpost_factory(config=edge_config(fk2.url, seal_key=k1), name="edge2")
         node2 = node_id(edge2)
         led2 = Ledger(["rot/a", "rot/b"])
@@ -102,7 +89,7 @@ def test_sealed_batches(outpost_factory, outpost_bin, tmp_path, fake):
 
     # An unsealed batch to a receiver with keys: 403, retried; sealing it
     # (the edge restarted with the key) resends the same backlog sealed.
-    fk3 = fake(upstream=uplink_url(rx))
+    fk3 = uplink_fake(upstream=uplink_url(rx))
     edge3 = outpost_factory(config=edge_config(fk3.url), name="edge3")
     node3 = node_id(edge3)
     led3 = Ledger(["plain/a"])
@@ -117,8 +104,8 @@ def test_sealed_batches(outpost_factory, outpost_bin, tmp_path, fake):
     assert fk3.snapshot()[-1]["batch"]["flags"] & SEALED
 
 
-@pytest.mark.timeout(120)
-def test_tokens(outpost_factory, outpost_bin, fake):
+@pytest.mark.timeout(size(120, 1200))
+def test_tokens(outpost_factory, outpost_bin, uplink_fake):
     node_tok, node_line = token(outpost_bin, "node", "edge-node")
     ingest_tok, ingest_line = token(outpost_bin, "ingest", "some-device")
     admin_tok, admin_line = token(outpost_bin, "admin", "the-test")
@@ -126,7 +113,7 @@ def test_tokens(outpost_factory, outpost_bin, fake):
     # the wrong token has failed often; this case is about the 401s.
     auth = {"token": [node_line, ingest_line, admin_line], "max_failures": 1000000}
     rx = outpost_factory(config=receiver_config(auth=auth), name="rx", token=admin_tok)
-    fk = fake(upstream=uplink_url(rx))
+    fk = uplink_fake(upstream=uplink_url(rx))
     wrong = "opt_" + "0" * 64
     edge = outpost_factory(config=edge_config(fk.url, token=wrong), name="edge")
     node = node_id(edge)

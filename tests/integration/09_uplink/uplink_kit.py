@@ -181,7 +181,7 @@ def settle(edge, receiver, node, want_total, timeout=None, what="the backlog to 
     """Waits until the edge has nothing unacknowledged and the receiver
     holds at least want_total readings of this node (more is reported by
     assert_exact, which names them)."""
-    timeout = timeout or scaled(60)
+    timeout = timeout or scaled(size(60, 600))
 
     def done():
         return receiver_count(receiver, node) >= want_total and edge_pending(edge) == 0
