@@ -39,7 +39,8 @@
 struct downsample { /* a sensor's last kept step, for `downsample` */
     char *name;
     uint32_t len;
-    int64_t step;
+    int64_t step;       /* as of the batch being built */
+    int64_t acked_step; /* as of the cursor; INT64_MIN: none yet */
 };
 
 struct uplink {
@@ -76,8 +77,8 @@ struct uplink {
     struct op_store_write w;
 
     struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
+    int64_t gauges_at; /* monotonic ns of the last gauges refresh */
     _Atomic int64_t g_backlog, g_backlog_bytes, g_oldest_ms, g_last_batch;
-    int64_t gauges_at_ns;
 };
 
 struct op_sync {
@@ -142,7 +143,24 @@ static bool selected(const struct uplink *u, const char *name, uint32_t len)
 
 /* Keeps the first reading of each sensor in each downsample step. A step
  * already sent is not sent again after a restart only if the receiver had
- * it: the state is in memory, so a restart may send one more per sensor. */
+ * it: the state is in memory, so a restart may send one more per sensor.
+ * Every build starts again from the cursor (a partial batch is rebuilt
+ * while it waits to fill, a batch is rebuilt after a failed ack), so the
+ * state is rewound to the cursor's at each build (downsample_rewind) and
+ * kept at each ack (downsample_commit): the same positions always get the
+ * same decisions. */
+static void downsample_rewind(struct uplink *u)
+{
+    for (size_t i = 0; i < u->nds; i++)
+        u->ds[i].step = u->ds[i].acked_step;
+}
+
+static void downsample_commit(struct uplink *u)
+{
+    for (size_t i = 0; i < u->nds; i++)
+        u->ds[i].acked_step = u->ds[i].step;
+}
+
 static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, int64_t ts)
 {
     if (u->cfg.downsample_ms <= 0)
@@ -168,7 +186,7 @@ static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, in
     char *copy = op_strndup(name, len);
     if (!copy)
         return true;
-    u->ds[u->nds++] = (struct downsample){ copy, len, step };
+    u->ds[u->nds++] = (struct downsample){ copy, len, step, INT64_MIN };
     return true;
 }
 
@@ -241,6 +259,7 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
 static int build(struct uplink *u)
 {
     sync__batch_reset(u->batch);
+    downsample_rewind(u);
     u->first_pos = u->cursor + 1;
     u->last_pos = u->cursor;
     u->full = false;
@@ -292,6 +311,7 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
     u->wdone = false;
     pthread_mutex_unlock(&u->mu);
     if (u->w.rc == OP_OK) {
+        downsample_commit(u);
         u->cursor = u->last_pos;
         u->batch_seq = seq;
         atomic_store(&u->g_last_batch, seq);
@@ -299,9 +319,24 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
     return u->w.rc;
 }
 
+/* Refreshes the backlog gauges once per UPLINK_GAUGES_MS; called between
+ * batches and between the attempts of one, so they show an outage. */
+static void gauges(struct uplink *u)
+{
+    int64_t now = op_time_mono_ns();
+    if (now - u->gauges_at < (int64_t)UPLINK_GAUGES_MS * 1000000)
+        return;
+    u->gauges_at = now;
+    int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
+    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
+        return;
+    atomic_store(&u->g_backlog, readings);
+    atomic_store(&u->g_backlog_bytes, bytes);
+    atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
-static void gauges(struct uplink *u);
 
 static bool retryable(int status)
 {
@@ -323,11 +358,53 @@ static int64_t backoff_ms(const struct uplink *u, int attempt)
     return (int64_t)(r % (uint64_t)(cap + 1));
 }
 
+/* Whether the outbox still holds every position of the batch being sent.
+ * Positions after the cursor are contiguous in the outbox unless retention
+ * dropped unsent records (counting their readings as dropped); a batch
+ * that waited through such a drop is built again from what is left, so
+ * nothing counted as dropped is delivered as well. */
+struct span {
+    int64_t next, last;
+    bool gap;
+};
+
+static int span_take(void *ctx, const struct op_outbox_record *rec)
+{
+    struct span *sp = ctx;
+    if (rec->seq_lo > sp->next) {
+        sp->gap = true;
+        return 1;
+    }
+    sp->next = rec->seq_lo + rec->n;
+    return sp->next > sp->last;
+}
+
+static bool batch_whole(struct uplink *u)
+{
+    struct span sp = { u->first_pos, u->last_pos, false };
+    while (!sp.gap && sp.next <= sp.last) {
+        int64_t before = sp.next;
+        int n = op_store_outbox_read(u->rd, sp.next - 1, 64, span_take, &sp);
+        if (n < 0)
+            return true; /* cannot tell: keep sending it */
+        if (!sp.gap && sp.next == before)
+            return false; /* nothing left at or after it */
+    }
+    return !sp.gap;
+}
+
 /* Sends one encoded batch until it is acknowledged or dead; false when
- * stopping first. */
+ * stopping first. True also when retention dropped part of the batch while
+ * it waited: the loop builds it again. */
 static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
 {
     for (int attempt = 0;; attempt++) {
+        if (attempt > 0 && !batch_whole(u)) {
+            OP_WARN(SYNC_SUB, "uplink %s: retention dropped part of batch %lld while it"
+                              " waited; building it again from what is left",
+                    u->cfg.name, (long long)seq);
+            return true;
+        }
         struct sync_answer a;
         u->tp->send(u->transport, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
@@ -348,15 +425,20 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
             return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, 100);
         }
         op_counter_add(u->c_failed, 1);
+        gauges(u);
         int64_t wait = backoff_ms(u, attempt);
         if (a.retry_after_ms > wait)
             wait = a.retry_after_ms < u->cfg.backoff_max_ms ? a.retry_after_ms
                                                              : u->cfg.backoff_max_ms;
-        if (attempt == 0 || attempt % 10 == 0)
-            OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s%d%s); retry %d in %lld ms",
-                    u->cfg.name, (long long)seq, a.status ? "HTTP " : "",
-                    a.status, a.error ? a.error : "", attempt + 1, (long long)wait);
-        gauges(u);
+        if (attempt == 0 || attempt % 10 == 0) {
+            char why[160];
+            if (a.status)
+                snprintf(why, sizeof why, "HTTP %d", a.status);
+            else
+                snprintf(why, sizeof why, "%s", a.error ? a.error : "transfer failed");
+            OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s); retry %d in %lld ms",
+                    u->cfg.name, (long long)seq, why, attempt + 1, (long long)wait);
+        }
         if (!nap(u->sync, wait))
             return false;
     }
@@ -373,28 +455,13 @@ static void pace(struct uplink *u, size_t bytes, int64_t started_ns)
         nap(u->sync, due_ms - spent_ms);
 }
 
-/* Refreshes the backlog gauges at most once a second; called from the
- * loop and from the retry waits, so an outage shows in them. */
-static void gauges(struct uplink *u)
-{
-    int64_t now = op_time_mono_ns();
-    if (now - u->gauges_at_ns < (int64_t)UPLINK_GAUGES_MS * 1000000)
-        return;
-    u->gauges_at_ns = now;
-    int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
-    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
-        return;
-    atomic_store(&u->g_backlog, readings);
-    atomic_store(&u->g_backlog_bytes, bytes);
-    atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
-}
-
 static void *uplink_main(void *arg)
 {
     struct uplink *u = arg;
     struct op_buf msg;
     op_buf_init(&msg, (size_t)512 << 20);
     int64_t pending_since = -1;
+    u->gauges_at = INT64_MIN / 2;
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
         gauges(u);
