@@ -35,6 +35,7 @@
 #define UPLINK_GAUGES_MS 1000
 #define UPLINK_PATTERNS_MAX 32
 #define DOWNSAMPLE_MAX 65536
+#define UPLINK_RETRY_AFTER_MAX_MS (3600 * 1000)
 
 struct downsample { /* a sensor's last kept step, for `downsample` */
     char *name;
@@ -427,9 +428,11 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         op_counter_add(u->c_failed, 1);
         gauges(u);
         int64_t wait = backoff_ms(u, attempt);
+        /* The receiver's Retry-After wins when longer (it knows its load),
+         * up to an hour, so a bad value cannot park the uplink for a day. */
         if (a.retry_after_ms > wait)
-            wait = a.retry_after_ms < u->cfg.backoff_max_ms ? a.retry_after_ms
-                                                             : u->cfg.backoff_max_ms;
+            wait = a.retry_after_ms < UPLINK_RETRY_AFTER_MAX_MS ? a.retry_after_ms
+                                                                : UPLINK_RETRY_AFTER_MAX_MS;
         if (attempt == 0 || attempt % 10 == 0) {
             char why[160];
             if (a.status)
