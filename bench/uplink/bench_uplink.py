@@ -138,6 +138,47 @@ def drain_rate(binary, workdir):
             "raw_per_reading": raw / (sent - sent0) if sent > sent0 else None}
 
 
+def drain_under_ingest(binary, workdir):
+    """The backlog drains while wrk goes on ingesting at full speed: from
+    the receiver's start, the time T until the edge's backlog is back under
+    one second of ingest; drain rate = (backlog + ingested during T) / T."""
+    recv_port = free_port()
+    edge = Node(binary, workdir, "edge3", 0,
+                f"[uplink.cloud]\nurl = http://127.0.0.1:{recv_port}/v1/uplink\n"
+                "batch_age = 50ms\nbackoff_min = 50ms\nbackoff_max = 200ms\ntimeout = 30s\n")
+    edge.start()
+    fill_with_wrk(edge.port, FILL_S)
+    time.sleep(0.5)
+    backlog = metric(edge.port, "outpost_ingest_readings_total")
+    fill_rate = backlog / FILL_S
+    recv = Node(binary, workdir, "recv3", 1, "", port=recv_port)
+    wrk = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c64", "-d120s", "-s",
+                            str(ROOT / "bench/http/batch100.lua"),
+                            f"http://127.0.0.1:{edge.port}/v1/readings"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    in0 = backlog
+    recv.start()
+    caught = None
+    while time.time() - t0 < 110:
+        time.sleep(0.25)
+        ingested = metric(edge.port, "outpost_ingest_readings_total")
+        sent = metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0
+        rate = (ingested - in0) / max(time.time() - t0, 1e-3)
+        if ingested - sent <= max(rate, 1):
+            caught = (time.time() - t0, ingested - in0, sent)
+            break
+    wrk.terminate()
+    wrk.wait()
+    edge.stop()
+    recv.stop()
+    if not caught:
+        return {"backlog": int(backlog), "fill_rate": fill_rate, "caught": False}
+    secs, during, sent = caught
+    return {"backlog": int(backlog), "fill_rate": fill_rate, "caught": True, "seconds": secs,
+            "ingest_rate": during / secs, "drain_rate": sent / secs}
+
+
 class CountingServer:
     """Counts the bytes of HTTP requests; answers 201 to each."""
 
@@ -257,6 +298,19 @@ def main():
         lines.append(f"  drain rate / ingest rate: {d['rate'] / d['ingest_rate']:.2f}x;"
                      f"  bar >= 1,000,000 readings/s: "
                      f"{'PASS' if d['rate'] >= 1e6 else 'FAIL'}")
+        u = drain_under_ingest(binary, work)
+        lines.append("")
+        lines.append("uplink drain while ingest goes on at full speed (wrk batch100, 64"
+                     " connections, on the edge's CPU pair):")
+        if u["caught"]:
+            lines.append(f"  backlog {u['backlog']:,} (filled at {u['fill_rate']:,.0f}/s); caught"
+                         f" up in {u['seconds']:.1f} s: shipped {u['drain_rate']:,.0f}/s while"
+                         f" taking {u['ingest_rate']:,.0f}/s;"
+                         f" ratio {u['drain_rate'] / u['ingest_rate']:.2f}x"
+                         f" (bar >= 5x: {'PASS' if u['drain_rate'] >= 5 * u['ingest_rate'] else 'FAIL'})")
+        else:
+            lines.append(f"  backlog {u['backlog']:,}: not caught up within 110 s of full ingest"
+                         " (bar >= 5x: FAIL)")
         if DATASETS.is_dir():
             lines.append("")
             lines.append("bytes on the wire per reading: outpost batch (codec + zstd, one batch"
