@@ -19,12 +19,12 @@
 
 #define N 3000
 
-static char names[600][24];
+static char names[600][32];
 
 static void make_readings(struct op_reading *r, size_t n, size_t nsensors)
 {
     for (size_t i = 0; i < nsensors; i++)
-        snprintf(names[i], sizeof names[i], "line%zu/temp", i);
+        snprintf(names[i], sizeof names[i], "line%u/temp", (unsigned)i);
     for (size_t i = 0; i < n; i++) {
         size_t s = (i * 7) % nsensors;
         r[i] = (struct op_reading){ names[s], (uint32_t)strlen(names[s]),
