@@ -4,7 +4,8 @@
  * "key=value&key=value..." (URL decoding is libmicrohttpd's, not ours), fed
  * to both parameter parsers through the getter the handlers use. As with
  * libmicrohttpd, the first occurrence of a key wins and a key without '='
- * has no value. What parses must be a query the store can run.
+ * has no value. What parses must be a query the store can run (sensor
+ * names up to OP_STORE_SENSOR_MAX: queries take the names the node makes).
  */
 #include <stdint.h>
 #include <string.h>
@@ -48,6 +49,11 @@ static void split(struct params *p, size_t size)
     }
 }
 
+static bool valid_sensor(const char *s)
+{
+    return http__valid_name_max(s, strlen(s), true, OP_STORE_SENSOR_MAX);
+}
+
 static void check_failed(int rc, const struct op_diag *d)
 {
     if (rc != 400 || !d->code[0] || !d->msg[0] || !d->field[0])
@@ -69,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct op_range_query rq;
     int rc = http__parse_range_params(get, &p, &rq, &d);
     if (rc == 0) {
-        if (!rq.sensor || !http__valid_name(rq.sensor, strlen(rq.sensor), true) ||
+        if (!rq.sensor || !valid_sensor(rq.sensor) ||
             rq.from > rq.to || rq.limit < 1 || rq.limit > 10000)
             __builtin_trap();
     } else {
@@ -81,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned fns = 0;
     rc = http__parse_agg_params(get, &p, &aq, &fns, &d);
     if (rc == 0) {
-        if (!aq.sensor || !http__valid_name(aq.sensor, strlen(aq.sensor), true) ||
+        if (!aq.sensor || !valid_sensor(aq.sensor) ||
             aq.from > aq.to || aq.step_ms < 1 || fns == 0 || fns >= 1u << 7)
             __builtin_trap();
     } else {
