@@ -327,6 +327,11 @@ int op_rules_runner_start(struct op_rules_runner **out, struct op_store *store,
 /* Evaluates nothing more, persists the cursor, joins the thread, frees.
  * Call before op_store_close. NULL-safe. */
 void op_rules_runner_stop(struct op_rules_runner *rr);
+/* Makes rules[0..n) (copied) the config file's rules from now on (SIGHUP):
+ * the rules thread applies them as at start, at its next wake-up, which
+ * this call brings about. OP_OK or OP_ENOMEM. Any thread. */
+int op_rules_runner_reconfig(struct op_rules_runner *rr, const struct op_rules_config_rule *rules,
+                             size_t n);
 
 /* ---- the webhook sink (rules_webhook.c) ---------------------------------- */
 

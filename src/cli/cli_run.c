@@ -122,7 +122,24 @@ static double gauge_inflight(void *ctx)
     return (double)op_http_inflight(ctx);
 }
 
-static void reload(const char *path, struct op_config *live)
+/* [rule.*] sections of a reloaded file go to the rules runner; a bad one
+ * leaves the running rules alone. */
+static void reload_rules(const struct op_config *fresh, struct op_rules_runner *rules)
+{
+    struct op_rules_config_rule *cr = NULL;
+    size_t n = 0;
+    struct op_diag d;
+    op_diag_clear(&d);
+    if (op_rules_config_parse(fresh, &cr, &n, &d) != OP_OK) {
+        OP_ERROR("core", "SIGHUP: %s:%ld: %s; keeping the running rules", d.file, d.line, d.msg);
+        return;
+    }
+    if (op_rules_runner_reconfig(rules, cr, n) != OP_OK)
+        OP_ERROR("core", "SIGHUP: out of memory; keeping the running rules");
+    op_rules_config_free(cr, n);
+}
+
+static void reload(const char *path, struct op_config *live, struct op_rules_runner *rules)
 {
     struct op_config fresh;
     struct op_diag d;
@@ -139,6 +156,7 @@ static void reload(const char *path, struct op_config *live)
     }
     int n = op_config_apply_reloadable(live, &fresh);
     op_log_set_level((enum op_log_level)live->log_level);
+    reload_rules(&fresh, rules);
     OP_INFO("core", "SIGHUP: reloaded %s (%d key%s changed)", path, n, n == 1 ? "" : "s");
 }
 
@@ -348,7 +366,7 @@ static int serve(struct op_config *cfg, const char *config_path,
     for (;;) {
         int sig = op_signals_wait(1000);
         if (sig == SIGHUP)
-            reload(config_path, cfg);
+            reload(config_path, cfg, rules);
         else if (sig == SIGTERM || sig == SIGINT)
             break;
     }

@@ -50,6 +50,12 @@ struct op_rules_runner {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* the commit hook, stop, and the progress write's done */
     bool wake, stop, wdone;
+    /* A new set of config rules from SIGHUP, guarded by mu; taken by the
+     * rules thread. owned_cfg: the set in opts that this runner owns. */
+    struct op_rules_config_rule *next_cfg;
+    size_t next_ncfg;
+    bool has_next_cfg;
+    struct op_rules_config_rule *owned_cfg;
 
     uint64_t rules_gen;
     int64_t cursor, persisted, persisted_at_ms, tick_at_ms;
@@ -377,6 +383,25 @@ static void catch_up(struct op_rules_runner *rr)
         atomic_store(&rr->lag, seq > rr->cursor ? seq - rr->cursor : 0);
 }
 
+/* The rules thread takes a SIGHUP's config rules: the store is made to
+ * match them as at start; the generation then moves and the next reload
+ * puts them into the engine. */
+static void apply_config(struct op_rules_runner *rr, struct op_rules_config_rule *cfg, size_t n)
+{
+    struct op_rules_config_rule *old = rr->owned_cfg;
+    size_t nold = rr->opts.nconfig_rules;
+    rr->opts.config_rules = cfg;
+    rr->opts.nconfig_rules = n;
+    rr->owned_cfg = cfg;
+    int rc = config_sync(rr);
+    if (rc == OP_OK)
+        OP_INFO(RUNNER_SUB, "%zu rule(s) from the config file applied", n);
+    else
+        OP_ERROR(RUNNER_SUB, "config rules not fully applied: %s", op_err_str(rc));
+    if (old)
+        op_rules_config_free(old, nold);
+}
+
 static void *runner_main(void *arg)
 {
     struct op_rules_runner *rr = arg;
@@ -390,7 +415,18 @@ static void *runner_main(void *arg)
         }
         bool stop = rr->stop;
         rr->wake = false;
+        struct op_rules_config_rule *cfg = NULL;
+        size_t ncfg = 0;
+        bool recfg = rr->has_next_cfg;
+        if (recfg) {
+            cfg = rr->next_cfg;
+            ncfg = rr->next_ncfg;
+            rr->next_cfg = NULL;
+            rr->has_next_cfg = false;
+        }
         pthread_mutex_unlock(&rr->mu);
+        if (recfg)
+            apply_config(rr, cfg, ncfg);
 
         if (op_store_rules_generation(rr->store) != rr->rules_gen)
             reload(rr);
@@ -504,6 +540,31 @@ fail:
     return rc;
 }
 
+int op_rules_runner_reconfig(struct op_rules_runner *rr, const struct op_rules_config_rule *rules,
+                             size_t n)
+{
+    struct op_rules_config_rule *copy = op_calloc(n ? n : 1, sizeof(*copy));
+    if (!copy)
+        return OP_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = rules[i];
+        if (!(copy[i].text = op_strndup(rules[i].text, strlen(rules[i].text)))) {
+            op_rules_config_free(copy, i);
+            return OP_ENOMEM;
+        }
+    }
+    pthread_mutex_lock(&rr->mu);
+    if (rr->has_next_cfg)
+        op_rules_config_free(rr->next_cfg, rr->next_ncfg);
+    rr->next_cfg = copy;
+    rr->next_ncfg = n;
+    rr->has_next_cfg = true;
+    rr->wake = true;
+    pthread_cond_signal(&rr->cv);
+    pthread_mutex_unlock(&rr->mu);
+    return OP_OK;
+}
+
 void op_rules_runner_stop(struct op_rules_runner *rr)
 {
     if (!rr)
@@ -517,6 +578,10 @@ void op_rules_runner_stop(struct op_rules_runner *rr)
         pthread_join(rr->thread, NULL);
     }
     rules__pending_clear(&rr->out, true);
+    if (rr->has_next_cfg)
+        op_rules_config_free(rr->next_cfg, rr->next_ncfg);
+    if (rr->owned_cfg)
+        op_rules_config_free(rr->owned_cfg, rr->opts.nconfig_rules);
     op_rules_destroy(rr->eng);
     op_store_reader_close(rr->rd);
     pthread_mutex_destroy(&rr->mu);

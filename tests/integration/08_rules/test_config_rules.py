@@ -74,3 +74,21 @@ def test_print_config_shows_rule_sections(outpost_bin, tmp_path):
     r = run(outpost_bin, "run", "--config", conf, "--print-config", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "[rule.hot]\nkind = threshold\nsensors = line1/*\nabove = 30\n" in r.stdout
+
+
+def test_sighup_applies_the_files_rules(outpost_factory):
+    import signal
+    d = outpost_factory(config={"rule.hot": HOT})
+    assert d.put("/v1/rules/mine", json=HOT).status_code == 201
+    d.write_config({"rule.cold": dict(HOT, above="5", clear="4")})
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: sorted(rules(d)) == ["cold", "mine"], scaled(10),
+               what="the reloaded rules")
+    assert rules(d)["cold"]["origin"] == "config"
+    # A bad rule in the reloaded file: the running rules stay, the reason is logged.
+    d.write_config({"rule.cold": dict(HOT, clear="40")})
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "keeping the running rules" in d.all_stderr(), scaled(10),
+               what="the refusal in the log")
+    assert sorted(rules(d)) == ["cold", "mine"]
+    assert rules(d)["cold"]["definition"]["above"] == "5"
