@@ -139,6 +139,7 @@ struct op_config {
     struct op_config_list receiver_seal_keys; /* receiver.seal_key = PATH (repeats) */
     int64_t receiver_max_body;      /* receiver.max_body: bytes of one POST /v1/uplink */
     int64_t receiver_max_points;    /* receiver.max_points: readings in one batch */
+    bool receiver_bind_node;        /* receiver.bind_node: node id == token name or CN */
     char source[256];         /* the file last loaded, for diagnostics ("" = none) */
 };
 

@@ -104,6 +104,8 @@ static const struct key keys[] = {
       false, "largest uplink batch POST /v1/uplink accepts (bytes on the wire)" },
     { "receiver.max_points", T_INT, OFF(receiver_max_points), 0, "1000000", 1, 16777216, NULL,
       false, "most readings one uplink batch may hold" },
+    { "receiver.bind_node", T_BOOL, OFF(receiver_bind_node), 0, "false", 0, 0, NULL, false,
+      "a batch's node id must equal the sender's token name or certificate CN" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])

@@ -62,6 +62,15 @@ void http__h_uplink_post(struct http_req *r)
     op_diag_clear(&d);
     struct op_sync_header hd;
     int rc = op_sync_header_parse(r->body.data, r->body.len, &hd, &d);
+    /* With receiver.bind_node a sender may only send as itself: its token's
+     * name (or certificate CN) is its node id. */
+    if (rc == OP_OK && h->cfg->receiver_bind_node &&
+        (!r->principal || strcmp(r->principal, hd.node) != 0)) {
+        op_counter_add(h->received_bad, 1);
+        http__reply_errorf(r, 403, "node_mismatch", NULL,
+                           "this credential may not send as node '%s'", hd.node);
+        return;
+    }
     struct op_sync_batch_in *in = rc == OP_OK ? op_calloc(1, sizeof(*in)) : NULL;
     if (rc == OP_OK && !in)
         rc = OP_ENOMEM;
