@@ -25,6 +25,8 @@ struct op_mosq {
                    int qos, bool retain);
     int (*loop)(struct mosquitto *m, int timeout, int max_packets);
     void (*publish_callback_set)(struct mosquitto *m, void (*cb)(struct mosquitto *, void *, int));
+    void (*connect_callback_set)(struct mosquitto *m, void (*cb)(struct mosquitto *, void *, int));
+    int (*reinitialise)(struct mosquitto *m, const char *id, bool clean_session, void *obj);
     const char *(*strerror)(int err);
 };
 

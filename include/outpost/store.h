@@ -284,8 +284,10 @@ void op_store_set_commit_hook(struct op_store *s, op_store_commit_fn *fn, void *
 uint64_t op_store_rules_generation(struct op_store *s);
 
 /* Committed readings with seq > after_seq, in seq (commit) order, at most
- * limit of them; the name in r is borrowed for the callback only. Returns
- * the count delivered or a negative op_err. */
+ * limit of them; the name in r is borrowed for the callback only. A
+ * derived reading (a window rule's output) comes with r NULL: the caller
+ * passes its seq without evaluating it. Returns the count delivered or a
+ * negative op_err. */
 typedef int op_seq_row_fn(void *ctx, int64_t seq, const struct op_reading *r);
 int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t limit,
                         op_seq_row_fn *fn, void *ctx);

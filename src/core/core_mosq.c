@@ -27,6 +27,8 @@ static void load(void)
         SYM(publish, "mosquitto_publish"),
         SYM(loop, "mosquitto_loop"),
         SYM(publish_callback_set, "mosquitto_publish_callback_set"),
+        SYM(connect_callback_set, "mosquitto_connect_callback_set"),
+        SYM(reinitialise, "mosquitto_reinitialise"),
         SYM(strerror, "mosquitto_strerror"),
     };
     if (!op_dl_load("libmosquitto (Debian package libmosquitto1)", libs, 1, syms,

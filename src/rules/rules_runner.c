@@ -64,6 +64,7 @@ struct op_rules_runner {
     char names[RUNNER_BATCH][OP_RULES_SENSOR_MAX];
     int64_t seqs[RUNNER_BATCH];
     size_t nbatch;
+    bool seen_any; /* the read delivered a row, derived ones included */
     int64_t batch_first, batch_last;
 
     struct rules__pending out;
@@ -330,14 +331,17 @@ static int seed_one(void *ctx, const struct op_store_alert *sa)
 static int take_row(void *ctx, int64_t seq, const struct op_reading *r)
 {
     struct op_rules_runner *rr = ctx;
+    if (!rr->seen_any)
+        rr->batch_first = seq;
+    rr->seen_any = true;
+    rr->batch_last = seq;
+    if (!r)
+        return 0; /* derived: passed, not evaluated */
     size_t i = rr->nbatch++;
     uint32_t len = r->sensor_len < OP_RULES_SENSOR_MAX ? r->sensor_len : OP_RULES_SENSOR_MAX;
     memcpy(rr->names[i], r->sensor, len);
     rr->batch[i] = (struct op_reading){ rr->names[i], len, r->ts, r->value };
     rr->seqs[i] = seq;
-    if (i == 0)
-        rr->batch_first = seq;
-    rr->batch_last = seq;
     return 0;
 }
 
@@ -356,6 +360,7 @@ static void catch_up(struct op_rules_runner *rr)
     }
     for (;;) {
         rr->nbatch = 0;
+        rr->seen_any = false;
         int n = op_store_read_since(rr->rd, rr->cursor, RUNNER_BATCH, take_row, rr);
         if (n <= 0)
             break;

@@ -124,6 +124,7 @@ static const char *const migrations[] = {
     "  ts_min INTEGER NOT NULL,"
     "  ts_max INTEGER NOT NULL,"
     "  data BLOB NOT NULL);"
+    "CREATE INDEX outbox_ts_max ON outbox(ts_max);"
     "CREATE TABLE uplinks("
     "  name TEXT PRIMARY KEY,"
     "  cursor INTEGER NOT NULL,"

@@ -31,8 +31,10 @@ const char *const store__outbox_wsql[W_STMT_COUNT] = {
     [W_OUTBOX_ADD] = "INSERT INTO outbox(seq_lo, n, ts_min, ts_max, data) VALUES(?1, ?2, ?3, ?4, ?5)",
     [W_UPLINK_SET] = "UPDATE uplinks SET cursor = max(cursor, ?2), batch_seq = ?3, updated_at = ?4"
                      " WHERE name = ?1",
-    [W_OUTBOX_TRIM] = "DELETE FROM outbox WHERE seq_lo + n - 1 <="
-                      " (SELECT min(cursor) FROM uplinks)",
+    /* seq_lo bounds each of these through the primary key; without it
+     * SQLite scans the whole outbox (a backlog of hours). */
+    [W_OUTBOX_TRIM] = "DELETE FROM outbox WHERE seq_lo <= (SELECT min(cursor) FROM uplinks)"
+                      " AND seq_lo + n - 1 <= (SELECT min(cursor) FROM uplinks)",
     [W_DEAD_ADD] = "INSERT INTO dead_letters(uplink, batch_seq, first_pos, last_pos, readings,"
                    " status, answer, ts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [W_PEER_GET] = "SELECT last_pos FROM uplink_peers WHERE node = ?1 AND uplink = ?2",
@@ -59,7 +61,8 @@ const char *const store__outbox_rsql[R_STMT_COUNT] = {
     [R_OUTBOX_BACKLOG] = "SELECT coalesce(sum(CASE WHEN seq_lo > ?1 THEN n"
                          " ELSE seq_lo + n - 1 - ?1 END), 0),"
                          " coalesce(sum(length(data)), 0), coalesce(min(ts_min), ?2)"
-                         " FROM outbox WHERE seq_lo + n - 1 > ?1",
+                         " FROM outbox WHERE seq_lo >= coalesce((SELECT max(seq_lo) FROM outbox"
+                         " WHERE seq_lo <= ?1), 0) AND seq_lo + n - 1 > ?1",
     [R_MARKS_READ] = "SELECT seq FROM marks WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     [R_DEAD_LETTERS] = "SELECT id, uplink, batch_seq, first_pos, last_pos, readings, status,"
                        " answer, ts FROM dead_letters ORDER BY id DESC LIMIT ?1",
@@ -316,8 +319,11 @@ static int receive(struct op_store *s, struct op_store_write *w, int64_t *readin
     if (rc != OP_OK)
         return rc;
     size_t fresh = 0;
-    for (size_t i = 0; i < w->n; i++)
+    int64_t top = w->last_pos;
+    for (size_t i = 0; i < w->n; i++) {
         fresh += w->positions[i] > last;
+        top = w->positions[i] > top ? w->positions[i] : top;
+    }
     if (fresh == w->n) {
         rc = store__append(s, w->readings, w->n);
     } else if (fresh > 0) {
@@ -340,7 +346,9 @@ static int receive(struct op_store *s, struct op_store_write *w, int64_t *readin
     sqlite3_stmt *st = s->wstmt[W_PEER_SET];
     sqlite3_bind_text(st, 1, w->peer_node, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, w->uplink_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, w->last_pos);
+    /* The mark covers what was stored even if the batch's last_pos says
+     * less (a sender of another make). */
+    sqlite3_bind_int64(st, 3, top);
     sqlite3_bind_int64(st, 4, w->batch_seq);
     sqlite3_bind_int64(st, 5, op_time_now_ms());
     rc = store__exec(s->wdb, st);

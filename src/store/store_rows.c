@@ -73,13 +73,14 @@ static const char *const rows_sql[S_COUNT] = {
                      " (SELECT sensor_id, ts, seq FROM readings_sorted"
                      "   WHERE sensor_id = ?1 AND ts < ?2 ORDER BY ts, seq LIMIT ?3)",
     /* After deletions: the first ts comes back from the clustered key in a
-     * few page reads. Deleting the oldest readings leaves the newest one
+     * few page reads, and from the log's held rows (few: retention runs
+     * after compaction emptied the rest). Deleting the oldest readings leaves the newest one
      * while any remain, so last_ts and last_value change only when none
      * is left in readings_sorted; then the log's (held rows) are the last. */
     [S_SENSOR_FIX] = "UPDATE sensors SET count = count - ?2,"
-                     " first_ts = coalesce((SELECT ts FROM readings_sorted WHERE sensor_id = ?1"
-                     "   ORDER BY ts LIMIT 1),"
-                     "   (SELECT min(ts) FROM readings_log WHERE sensor_id = ?1)),"
+                     " first_ts = (SELECT min(t) FROM (SELECT ts AS t FROM readings_sorted"
+                     "   WHERE sensor_id = ?1 ORDER BY ts LIMIT 1) UNION ALL"
+                     "   SELECT min(ts) FROM readings_log WHERE sensor_id = ?1),"
                      " last_ts = CASE WHEN EXISTS (SELECT 1 FROM readings_sorted"
                      "   WHERE sensor_id = ?1) THEN last_ts"
                      "   ELSE (SELECT max(ts) FROM readings_log WHERE sensor_id = ?1) END,"

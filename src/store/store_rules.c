@@ -18,8 +18,8 @@
     "id, rule, sensor, kind, state, severity, cause, value, threshold, since, fired_at, ts"
 
 const char *const store__rules_rsql[R_STMT_COUNT] = {
-    [R_SINCE] = "SELECT x.seq, n.name, x.ts, x.value FROM readings_log x"
-                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1 AND n.derived = 0"
+    [R_SINCE] = "SELECT x.seq, n.name, x.ts, x.value, n.derived FROM readings_log x"
+                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1"
                 " ORDER BY x.seq LIMIT ?2",
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
@@ -360,7 +360,9 @@ int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t li
             .value = sqlite3_column_double(st, 3),
         };
         n++;
-        if (fn(ctx, sqlite3_column_int64(st, 0), &rd))
+        /* A derived reading is passed as NULL: its seq moves the caller on,
+         * its value must not reach the rules. */
+        if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 4) ? NULL : &rd))
             break;
     }
     return store__rstmt_end(r, st, src, n);

@@ -36,6 +36,8 @@
 #define UPLINK_PATTERNS_MAX 32
 #define DOWNSAMPLE_MAX 65536
 #define UPLINK_RETRY_AFTER_MAX_MS (3600 * 1000)
+/* After the store failed to commit an acknowledgement (a full disk). */
+#define UPLINK_ACK_RETRY_MS 1000
 
 struct downsample { /* a sensor's last kept step, for `downsample` */
     char *name;
@@ -68,6 +70,7 @@ struct uplink {
     /* what the batch being built covers */
     int64_t first_pos, last_pos;
     int64_t limit_pos; /* important_only: positions the rules have evaluated */
+    int build_err;     /* a read that failed while building: the build is void */
     bool full;
     int64_t *marks;
     size_t nmarks, marks_cap;
@@ -197,8 +200,10 @@ static int mark_take(void *ctx, int64_t seq)
     if (u->nmarks == u->marks_cap) {
         size_t cap = u->marks_cap ? u->marks_cap * 2 : 256;
         int64_t *m = op_realloc(u->marks, cap * sizeof(*m));
-        if (!m)
+        if (!m) {
+            u->build_err = OP_ENOMEM;
             return 1;
+        }
         u->marks = m;
         u->marks_cap = cap;
     }
@@ -223,8 +228,15 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
     }
     size_t mi = 0;
     u->nmarks = 0;
-    if (u->cfg.important_only)
-        op_store_marks_read(u->rd, rec->seq_lo, rec->seq_lo + rec->n - 1, mark_take, u);
+    /* Marks missing from the list would make marked readings look
+     * unmarked and the cursor pass them: a failed read voids the build. */
+    if (u->cfg.important_only) {
+        int m = op_store_marks_read(u->rd, rec->seq_lo, rec->seq_lo + rec->n - 1, mark_take, u);
+        if (m < 0 && !u->build_err)
+            u->build_err = m;
+        if (u->build_err)
+            return 1;
+    }
     for (size_t i = 0; i < r.n; i++) {
         int64_t seq = rec->seq_lo + (int64_t)i;
         if (seq <= u->last_pos)
@@ -268,14 +280,19 @@ static int build(struct uplink *u)
      * waits for the rules' persisted cursor, or it would pass readings
      * before their marks exist. */
     u->limit_pos = INT64_MAX;
+    u->build_err = OP_OK;
     int64_t newest, rules_cursor;
-    if (u->cfg.important_only && op_store_rules_marks(u->rd, &newest, &rules_cursor) == OP_OK)
+    if (u->cfg.important_only) {
+        int rc = op_store_rules_marks(u->rd, &newest, &rules_cursor);
+        if (rc != OP_OK)
+            return rc;
         u->limit_pos = rules_cursor >= 0 ? rules_cursor : newest;
+    }
     for (;;) {
         int64_t before = u->last_pos;
         int n = op_store_outbox_read(u->rd, u->last_pos, UPLINK_RECORDS_PER_READ, take_record, u);
-        if (n < 0)
-            return n;
+        if (n < 0 || u->build_err)
+            return n < 0 ? n : u->build_err;
         if (u->full || n < UPLINK_RECORDS_PER_READ || u->last_pos == before)
             return OP_OK;
     }
@@ -409,11 +426,15 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         struct sync_answer a;
         u->tp->send(u->transport, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
+            /* The store may fail to commit the cursor (a full disk): the
+             * batch is built and sent again later, and deduplicated. */
+            if (ack(u, seq, 0, NULL) != OP_OK)
+                return nap(u->sync, UPLINK_ACK_RETRY_MS);
             op_counter_add(u->c_acked, 1);
             op_counter_add(u->c_sent, sync__batch_points(u->batch));
             op_counter_add(u->c_raw, sync__batch_raw_bytes(u->batch));
             op_counter_add(u->c_wire, msg->len);
-            return ack(u, seq, 0, NULL) == OP_OK || nap(u->sync, 100);
+            return true;
         }
         if (atomic_load(&u->sync->stop))
             return false;
@@ -423,7 +444,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
                      u->cfg.name, (long long)seq, (long long)u->first_pos,
                      (long long)u->last_pos, a.status, a.answer);
             op_counter_add(u->c_dead, 1);
-            return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, 100);
+            return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, UPLINK_ACK_RETRY_MS);
         }
         op_counter_add(u->c_failed, 1);
         gauges(u);
@@ -478,7 +499,8 @@ static void *uplink_main(void *arg)
             continue;
         }
         if (sync__batch_points(u->batch) == 0) { /* all filtered out */
-            ack(u, u->batch_seq, 0, NULL);
+            if (ack(u, u->batch_seq, 0, NULL) != OP_OK)
+                nap(u->sync, UPLINK_ACK_RETRY_MS);
             continue;
         }
         /* A partial batch waits up to batch_age to fill. */
@@ -568,6 +590,20 @@ static void metrics(struct uplink *u)
                      g_last_batch, u);
 }
 
+/* The registry outlives the uplinks: a scrape after the stop must not
+ * call into freed memory. */
+static void gauges_detach(struct uplink *u)
+{
+    char l[160];
+    snprintf(l, sizeof l, "uplink=\"%s\"", u->cfg.name);
+    static const char *const names[] = { "outpost_uplink_backlog_readings",
+                                         "outpost_uplink_backlog_bytes",
+                                         "outpost_uplink_oldest_unsent_age_seconds",
+                                         "outpost_uplink_last_acked_batch" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        op_metrics_gauge(names[i], l, "", NULL, NULL);
+}
+
 static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_uplink_cfg *cfg,
                        struct op_store *store)
 {
@@ -646,6 +682,7 @@ void op_sync_stop(struct op_sync *s)
         struct uplink *u = &s->u[i];
         if (u->started)
             pthread_join(u->thread, NULL);
+        gauges_detach(u);
         if (u->tp)
             u->tp->destroy(u->transport);
         sync__rec_dec_destroy(u->dec);
