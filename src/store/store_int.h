@@ -258,6 +258,7 @@ struct op_store {
     size_t ob_n, ob_cap;
     struct op_buf ob_buf;              /* one encoded record */
     struct op_counter **ob_dropped;    /* [uplink * 2 + reason]: age, quota */
+    int64_t *ob_lost;                  /* the same, in the retention step not yet committed */
     bool ob_drop_episode;              /* the last retention step dropped unsent readings */
 
     struct store_metrics m;
@@ -357,6 +358,8 @@ size_t store__outbox_write_bytes(const struct op_store_write *w);
 /* Drops outbox records older than what retention keeps (age_cutoff, or
  * INT64_MIN; after quota deletions, older than every kept reading). */
 int store__outbox_retention(struct op_store *s, int64_t age_cutoff, bool quota_deleted);
+/* After that step committed: counts (and logs, once per episode) what it dropped. */
+void store__outbox_retention_committed(struct op_store *s);
 
 /* The SQL of a writer or reader statement, wherever it is defined. */
 const char *store__wsql(enum store_wstmt which);

@@ -156,7 +156,8 @@ int store__outbox_open(struct op_store *s)
     s->outbox_on = s->opts.nuplinks > 0 && s->opts.outbox_encode;
     s->ob_dropped = op_calloc(s->opts.nuplinks ? s->opts.nuplinks * 2 : 1,
                               sizeof(*s->ob_dropped));
-    if (!s->ob_dropped)
+    s->ob_lost = op_calloc(s->opts.nuplinks ? s->opts.nuplinks * 2 : 1, sizeof(*s->ob_lost));
+    if (!s->ob_dropped || !s->ob_lost)
         return OP_ENOMEM;
     for (size_t i = 0; i < s->opts.nuplinks; i++) {
         char labels[160];
@@ -177,6 +178,7 @@ void store__outbox_free(struct op_store *s)
 {
     op_free(s->ob_rows);
     op_free(s->ob_dropped);
+    op_free(s->ob_lost);
     op_buf_fini(&s->ob_buf);
 }
 
@@ -389,11 +391,11 @@ static int uplink_cursor(struct op_store *s, const char *name, int64_t *cursor, 
     return src == SQLITE_ROW || src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
 }
 
-/* Drops the records whose readings are all older than bound, counting
- * per uplink the readings it had not sent; logs once per episode. */
+/* Drops the records whose readings are all older than bound, noting per
+ * uplink the readings it had not sent; they are counted (and logged) only
+ * once the step commits (store__outbox_retention_committed). */
 static int drop_older(struct op_store *s, int64_t bound, int reason)
 {
-    bool any = false;
     for (size_t i = 0; i < s->opts.nuplinks; i++) {
         int64_t cursor;
         bool found;
@@ -410,26 +412,39 @@ static int drop_older(struct op_store *s, int64_t bound, int reason)
         sqlite3_reset(st);
         if (src != SQLITE_ROW)
             return store__err(s->wdb, src, 0);
-        if (lost > 0) {
-            op_counter_add(s->ob_dropped[i * 2 + (size_t)reason], (uint64_t)lost);
-            any = true;
-            if (!s->ob_drop_episode)
-                OP_WARN(STORE_SUB,
-                        "retention (%s) dropped %lld reading(s) uplink %s had not sent;"
-                        " further drops of this episode are only counted",
-                        reason ? "quota" : "age", (long long)lost, s->opts.uplinks[i]);
-        }
+        s->ob_lost[i * 2 + (size_t)reason] += lost;
     }
-    s->ob_drop_episode = any;
     sqlite3_stmt *st = s->wstmt[W_OUTBOX_DROP];
     sqlite3_bind_int64(st, 1, bound);
     return store__exec(s->wdb, st);
+}
+
+void store__outbox_retention_committed(struct op_store *s)
+{
+    if (!s->outbox_on)
+        return;
+    bool any = false;
+    for (size_t i = 0; i < s->opts.nuplinks * 2; i++) {
+        int64_t lost = s->ob_lost[i];
+        if (lost <= 0)
+            continue;
+        op_counter_add(s->ob_dropped[i], (uint64_t)lost);
+        if (!s->ob_drop_episode)
+            OP_WARN(STORE_SUB,
+                    "retention (%s) dropped %lld reading(s) uplink %s had not sent;"
+                    " further drops of this episode are only counted",
+                    i % 2 ? "quota" : "age", (long long)lost, s->opts.uplinks[i / 2]);
+        any = true;
+    }
+    /* An episode: consecutive steps that drop unsent readings. */
+    s->ob_drop_episode = any;
 }
 
 int store__outbox_retention(struct op_store *s, int64_t age_cutoff, bool quota_deleted)
 {
     if (!s->outbox_on)
         return OP_OK;
+    memset(s->ob_lost, 0, s->opts.nuplinks * 2 * sizeof(*s->ob_lost));
     int rc = OP_OK;
     if (age_cutoff != INT64_MIN)
         rc = drop_older(s, age_cutoff, 0);
