@@ -93,6 +93,8 @@ struct store_layout {
     void (*txn_begin)(void *state);
     /* Appends readings[0..n); they become visible only at COMMIT. */
     int (*append)(void *state, const struct op_reading *readings, size_t n);
+    /* The seq the next appended reading gets (appends take contiguous ones). */
+    int64_t (*next_seq)(const void *state);
     /* Called once per group before COMMIT: writes what was aggregated over
      * the group (per-sensor stats, the sequence high-water mark). */
     int (*group_end)(void *state);
@@ -136,7 +138,6 @@ enum store_wstmt {
     W_ALERT_ADD,
     W_CURSOR_SET,
     W_DERIVED_FLAG,
-    W_LOG_LAST,
     W_MARK_ADD,
     W_MARKS_TRIM,
     W_OUTBOX_ADD, /* store_outbox.c from here on */
@@ -256,6 +257,7 @@ struct op_store {
     bool outbox_on;
     struct op_reading *ob_rows; /* the group's appended readings, in seq order */
     size_t ob_n, ob_cap;
+    int64_t ob_seq_lo;          /* the seq of ob_rows[0] */
     struct op_buf ob_buf;              /* one encoded record */
     struct op_counter **ob_dropped;    /* [uplink * 2 + reason]: age, quota */
     int64_t *ob_lost;                  /* the same, in the retention step not yet committed */

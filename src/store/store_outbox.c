@@ -191,6 +191,8 @@ const char *op_store_node_id(struct op_store *s)
 
 int store__append(struct op_store *s, const struct op_reading *r, size_t n)
 {
+    if (s->outbox_on && s->ob_n == 0)
+        s->ob_seq_lo = s->layout->next_seq(s->layout_state);
     int rc = s->layout->append(s->layout_state, r, n);
     if (rc != OP_OK || !s->outbox_on || n == 0)
         return rc;
@@ -242,19 +244,12 @@ static int record_add(struct op_store *s, int64_t seq_lo, const struct op_readin
     return rc;
 }
 
-/* The group's appends took contiguous seqs ending at the log's newest. */
+/* The group's appends took contiguous seqs from ob_seq_lo. */
 int store__outbox_group_end(struct op_store *s)
 {
     if (!s->outbox_on || s->ob_n == 0)
         return OP_OK;
-    int64_t last;
-    sqlite3_stmt *st = s->wstmt[W_LOG_LAST];
-    int src = sqlite3_step(st);
-    last = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW)
-        return store__err(s->wdb, src, 0);
-    int64_t seq = last - (int64_t)s->ob_n + 1;
+    int64_t seq = s->ob_seq_lo;
     int rc = OP_OK;
     for (size_t off = 0; off < s->ob_n && rc == OP_OK; off += OP_OUTBOX_RECORD_MAX) {
         size_t n = s->ob_n - off < OP_OUTBOX_RECORD_MAX ? s->ob_n - off : OP_OUTBOX_RECORD_MAX;

@@ -657,12 +657,18 @@ static int64_t rows_compact_wait_ns(void *state, bool idle, int64_t hold)
     return d > 0 ? d : 0;
 }
 
+static int64_t rows_next_seq(const void *state)
+{
+    return ((const struct rows_state *)state)->next_seq;
+}
+
 const struct store_layout store__layout_log = {
     .name = "log",
     .create = rows_create,
     .destroy = rows_destroy,
     .txn_begin = rows_txn_begin,
     .append = rows_append,
+    .next_seq = rows_next_seq,
     .group_end = rows_group_end,
     .txn_abort = rows_txn_abort,
     .delete_older = rows_delete_older,

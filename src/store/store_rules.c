@@ -50,7 +50,6 @@ const char *const store__rules_wsql[W_STMT_COUNT] = {
     [W_CURSOR_SET] = "INSERT INTO meta(key, value) VALUES('rules_cursor', ?1)"
                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [W_DERIVED_FLAG] = "UPDATE sensors SET derived = 1 WHERE name = ?1 AND derived = 0",
-    [W_LOG_LAST] = "SELECT max(seq) FROM readings_log",
     [W_MARK_ADD] = "INSERT OR IGNORE INTO marks(seq, ts) VALUES(?1, ?2)",
     /* Marks older than every remaining reading mark nothing any more. */
     [W_MARKS_TRIM] = "DELETE FROM marks WHERE ts <"
@@ -156,9 +155,10 @@ static int mark_add(struct op_store *s, int64_t seq, int64_t ts)
 
 /* Appends the derived readings through the layout (as readings of their
  * own sensors, flagged derived) and marks the important ones. Seqs of one
- * append are contiguous and end at the log's newest. */
+ * append are contiguous from the layout's next one. */
 static int derived_append(struct op_store *s, const struct op_store_write *w)
 {
+    int64_t first = s->layout->next_seq(s->layout_state);
     int rc = store__append(s, w->derived, w->nderived);
     if (rc != OP_OK)
         return rc;
@@ -176,13 +176,6 @@ static int derived_append(struct op_store *s, const struct op_store_write *w)
     }
     if (!w->derived_important)
         return OP_OK;
-    st = s->wstmt[W_LOG_LAST];
-    int src = sqlite3_step(st);
-    int64_t last = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW)
-        return store__err(s->wdb, src, 0);
-    int64_t first = last - (int64_t)w->nderived + 1;
     for (size_t i = 0; i < w->nderived; i++)
         if (w->derived_important[i] &&
             (rc = mark_add(s, first + (int64_t)i, w->derived[i].ts)) != OP_OK)
