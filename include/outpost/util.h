@@ -88,4 +88,9 @@ int op_parse_size(const char *s, size_t len, int64_t *out);
  * the length. */
 size_t op_fmt_double(char *buf, double v);
 
+/* ---- hashing (util_hash.c) -------------------------------------------- */
+
+/* FNV-1a over p[0..n), 32 bits. */
+uint32_t op_fnv1a32(const void *p, size_t n);
+
 #endif

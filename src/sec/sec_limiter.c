@@ -54,10 +54,7 @@ void op_sec_limiter_destroy(struct op_limiter *l)
 /* FNV-1a: addresses are not secret and buckets only spread the load. */
 static unsigned bucket_of(const uint8_t *a, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ a[i]) * 16777619u;
-    return h % LIM_BUCKETS;
+    return op_fnv1a32(a, n) % LIM_BUCKETS;
 }
 
 /* The entry for addr, or NULL; with create, the bucket's stalest entry is

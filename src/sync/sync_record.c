@@ -33,14 +33,6 @@ struct op_sync_encoder {
     uint32_t gen, nnames;
 };
 
-static uint32_t name_hash(const char *p, uint32_t len)
-{
-    uint32_t h = 2166136261u;
-    for (uint32_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
-}
-
 int op_sync_encoder_create(struct op_sync_encoder **out)
 {
     struct op_sync_encoder *e = op_calloc(1, sizeof(*e));
@@ -103,7 +95,7 @@ static int table_grow(struct op_sync_encoder *e)
         struct slot *s = &e->table[i];
         if (s->gen != e->gen)
             continue;
-        size_t j = name_hash(s->name, s->len) & (size - 1);
+        size_t j = op_fnv1a32(s->name, s->len) & (size - 1);
         while (t[j].gen == e->gen)
             j = (j + 1) & (size - 1);
         t[j] = *s;
@@ -120,7 +112,7 @@ static int name_index(struct op_sync_encoder *e, const char *p, uint32_t len, st
 {
     if ((size_t)(e->nnames + 1) * 2 > e->tmask + 1 && table_grow(e) != OP_OK)
         return OP_ENOMEM;
-    for (size_t i = name_hash(p, len) & e->tmask;; i = (i + 1) & e->tmask) {
+    for (size_t i = op_fnv1a32(p, len) & e->tmask;; i = (i + 1) & e->tmask) {
         struct slot *s = &e->table[i];
         if (s->gen != e->gen) {
             *s = (struct slot){ p, len, e->nnames, e->gen };

@@ -42,14 +42,6 @@ struct sync_batch {
     ZSTD_CCtx *zc;
 };
 
-static uint32_t hash(const char *p, uint32_t len)
-{
-    uint32_t h = 2166136261u;
-    for (uint32_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
-}
-
 int sync__batch_create(struct sync_batch **out)
 {
     struct sync_batch *b = op_calloc(1, sizeof(*b));
@@ -113,7 +105,7 @@ static int table_grow(struct sync_batch *b)
     if (!t)
         return OP_ENOMEM;
     for (size_t i = 0; i < b->ng; i++) {
-        size_t j = hash(b->g[i].name, b->g[i].len) & (size - 1);
+        size_t j = op_fnv1a32(b->g[i].name, b->g[i].len) & (size - 1);
         while (t[j])
             j = (j + 1) & (size - 1);
         t[j] = (uint32_t)i + 1;
@@ -128,7 +120,7 @@ static int group_of(struct sync_batch *b, const char *name, uint32_t len, struct
 {
     if ((b->ng + 1) * 2 > b->tmask + 1 && table_grow(b) != OP_OK)
         return OP_ENOMEM;
-    size_t i = hash(name, len) & b->tmask;
+    size_t i = op_fnv1a32(name, len) & b->tmask;
     for (; b->table[i]; i = (i + 1) & b->tmask) {
         struct group *g = &b->g[b->table[i] - 1];
         if (g->len == len && memcmp(g->name, name, len) == 0) {
