@@ -36,29 +36,40 @@ static int write_uplink(void *ctx, const struct op_uplink_info *ui)
     return j->rc != 0;
 }
 
-static int list_uplinks(struct op_store_reader *rd, struct http_json *j)
-{
-    return op_store_list_uplinks(rd, write_uplink, j);
-}
+typedef int fill_fn(struct http_req *r, struct op_store_reader *rd, struct http_json *j);
 
-static void uplinks_job(struct op_store_reader *rd, struct op_store_read_job *job)
+/* Answers {["node": id,] key: [...]} with the elements fill writes. */
+static void reply_array(struct http_req *r, struct op_store_reader *rd, bool with_node,
+                        const char *key, fill_fn *fill)
 {
-    struct http_req *r = job->ctx;
     struct op_buf b;
     struct http_json j;
     op_buf_init(&b, HTTP_RESPONSE_MAX);
     http__json_init(&j, &b);
     http__json_obj_open(&j);
-    http__json_key(&j, "node");
-    const char *node = op_store_node_id(r->srv->store);
-    http__json_str(&j, node, strlen(node));
-    http__json_key(&j, "uplinks");
+    if (with_node) {
+        const char *node = op_store_node_id(r->srv->store);
+        http__json_key(&j, "node");
+        http__json_str(&j, node, strlen(node));
+    }
+    http__json_key(&j, key);
     http__json_arr_open(&j);
-    int rc = list_uplinks(rd, &j);
+    int rc = fill(r, rd, &j);
     http__json_arr_close(&j);
     http__json_obj_close(&j);
     http__reply_json_doc(r, &j, &b, rc);
     http__resume(r);
+}
+
+static int fill_uplinks(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
+{
+    (void)r;
+    return op_store_list_uplinks(rd, write_uplink, j);
+}
+
+static void uplinks_job(struct op_store_reader *rd, struct op_store_read_job *job)
+{
+    reply_array(job->ctx, rd, true, "uplinks", fill_uplinks);
 }
 
 void http__h_uplinks(struct http_req *r)
@@ -92,21 +103,15 @@ static int write_dead_letter(void *ctx, const struct op_dead_letter *dl)
     return j->rc != 0;
 }
 
+static int fill_dead_letters(struct http_req *r, struct op_store_reader *rd,
+                             struct http_json *j)
+{
+    return op_store_dead_letters(rd, r->q.count, write_dead_letter, j);
+}
+
 static void dead_letters_job(struct op_store_reader *rd, struct op_store_read_job *job)
 {
-    struct http_req *r = job->ctx;
-    struct op_buf b;
-    struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
-    http__json_obj_open(&j);
-    http__json_key(&j, "dead_letters");
-    http__json_arr_open(&j);
-    int rc = op_store_dead_letters(rd, r->q.count, write_dead_letter, &j);
-    http__json_arr_close(&j);
-    http__json_obj_close(&j);
-    http__reply_json_doc(r, &j, &b, rc);
-    http__resume(r);
+    reply_array(job->ctx, rd, false, "dead_letters", fill_dead_letters);
 }
 
 void http__h_dead_letters(struct http_req *r)
