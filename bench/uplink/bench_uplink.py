@@ -103,9 +103,11 @@ def fill_with_wrk(port, seconds):
         raise RuntimeError("wrk failed: " + out.stderr[-300:])
 
 
-def drain_rate(binary, workdir):
+def backlogged(binary, workdir, tag):
+    """An edge whose receiver is down, filled by wrk for FILL_S seconds:
+    (edge, the receiver to start, backlog readings, the rate it came in)."""
     recv_port = free_port()
-    edge = Node(binary, workdir, "edge", 0,
+    edge = Node(binary, workdir, "edge" + tag, 0,
                 f"[uplink.cloud]\nurl = http://127.0.0.1:{recv_port}/v1/uplink\n"
                 "batch_age = 50ms\nbackoff_min = 50ms\nbackoff_max = 200ms\ntimeout = 30s\n")
     edge.start()
@@ -114,8 +116,12 @@ def drain_rate(binary, workdir):
     # wrk had in flight when it stopped are answered within a moment.)
     time.sleep(0.5)
     backlog = metric(edge.port, "outpost_ingest_readings_total")
-    ingest_rate = backlog / FILL_S
-    recv = Node(binary, workdir, "recv", 1, "", port=recv_port)
+    recv = Node(binary, workdir, "recv" + tag, 1, "", port=recv_port)
+    return edge, recv, backlog, backlog / FILL_S
+
+
+def drain_rate(binary, workdir):
+    edge, recv, backlog, ingest_rate = backlogged(binary, workdir, "")
     sent0 = metric(edge.port, "outpost_uplink_readings_total", uplink="cloud") or 0
     t0 = time.time()
     recv.start()
@@ -142,16 +148,7 @@ def drain_under_ingest(binary, workdir):
     """The backlog drains while wrk goes on ingesting at full speed: from
     the receiver's start, the time T until the edge's backlog is back under
     one second of ingest; drain rate = (backlog + ingested during T) / T."""
-    recv_port = free_port()
-    edge = Node(binary, workdir, "edge3", 0,
-                f"[uplink.cloud]\nurl = http://127.0.0.1:{recv_port}/v1/uplink\n"
-                "batch_age = 50ms\nbackoff_min = 50ms\nbackoff_max = 200ms\ntimeout = 30s\n")
-    edge.start()
-    fill_with_wrk(edge.port, FILL_S)
-    time.sleep(0.5)
-    backlog = metric(edge.port, "outpost_ingest_readings_total")
-    fill_rate = backlog / FILL_S
-    recv = Node(binary, workdir, "recv3", 1, "", port=recv_port)
+    edge, recv, backlog, fill_rate = backlogged(binary, workdir, "3")
     wrk = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c64", "-d120s", "-s",
                             str(ROOT / "bench/http/batch100.lua"),
                             f"http://127.0.0.1:{edge.port}/v1/readings"],
