@@ -275,6 +275,12 @@ struct op_store {
  * (set errno to 0 before it): SQLite does not always keep the errno of a
  * failed WAL write for sqlite3_system_errno. */
 int store__err(sqlite3 *db, int rc, int saved_errno);
+/* Runs sql (one or more statements, no parameters); a failure is logged
+ * with path and mapped as store__err. */
+int store__exec_sql(sqlite3 *db, const char *sql, const char *path);
+/* The first column of sql's first row into *out; an SQLite result code
+ * (SQLITE_OK, or the failure; SQLITE_DONE when there is no row). */
+int store__query_int(sqlite3 *db, const char *sql, int64_t *out);
 /* Prepares sql on db for repeated use. */
 int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 /* Runs a prepared statement to its end, ignoring rows, and resets it.

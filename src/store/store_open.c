@@ -305,7 +305,7 @@ static int lock_dir(struct op_store *s)
 
 /* ---- the write connection and the schema ------------------------------ */
 
-static int exec_sql(sqlite3 *db, const char *sql, const char *path)
+int store__exec_sql(sqlite3 *db, const char *sql, const char *path)
 {
     char *msg = NULL;
     errno = 0;
@@ -319,7 +319,7 @@ static int exec_sql(sqlite3 *db, const char *sql, const char *path)
     return OP_OK;
 }
 
-static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+int store__query_int(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -344,7 +344,7 @@ static int db_configure(struct op_store *s)
 
     /* Must precede the first table (and the switch to WAL, which writes the
      * header) or it is silently ignored. A no-op on an existing file. */
-    if ((rc = exec_sql(db, "PRAGMA auto_vacuum=INCREMENTAL", s->path)) != OP_OK)
+    if ((rc = store__exec_sql(db, "PRAGMA auto_vacuum=INCREMENTAL", s->path)) != OP_OK)
         return rc;
 
     sqlite3_stmt *st = NULL;
@@ -369,10 +369,10 @@ static int db_configure(struct op_store *s)
      * to 32 MiB after a checkpoint so it does not keep an outlying peak size
      * (a smaller limit made the WAL shrink and regrow, which costs block
      * allocations on every cycle). */
-    if ((rc = exec_sql(db, sync, s->path)) != OP_OK ||
-        (rc = exec_sql(db, "PRAGMA cache_size=-2048", s->path)) != OP_OK ||
-        (rc = exec_sql(db, "PRAGMA journal_size_limit=33554432", s->path)) != OP_OK ||
-        (rc = exec_sql(db, "PRAGMA temp_store=MEMORY", s->path)) != OP_OK)
+    if ((rc = store__exec_sql(db, sync, s->path)) != OP_OK ||
+        (rc = store__exec_sql(db, "PRAGMA cache_size=-2048", s->path)) != OP_OK ||
+        (rc = store__exec_sql(db, "PRAGMA journal_size_limit=33554432", s->path)) != OP_OK ||
+        (rc = store__exec_sql(db, "PRAGMA temp_store=MEMORY", s->path)) != OP_OK)
         return rc;
     return OP_OK;
 }
@@ -383,9 +383,9 @@ static int db_migrate(struct op_store *s)
     int64_t version = 0;
     int rc;
 
-    if ((rc = exec_sql(db, "BEGIN IMMEDIATE", s->path)) != OP_OK)
+    if ((rc = store__exec_sql(db, "BEGIN IMMEDIATE", s->path)) != OP_OK)
         return rc;
-    int src = query_int(db, "PRAGMA user_version", &version);
+    int src = store__query_int(db, "PRAGMA user_version", &version);
     if (src != SQLITE_OK) {
         OP_ERROR(STORE_SUB, "%s: cannot read the schema version: %s", s->path,
                  sqlite3_errmsg(db));
@@ -399,17 +399,17 @@ static int db_migrate(struct op_store *s)
         goto fail;
     }
     if (version == STORE_SCHEMA_VERSION)
-        return exec_sql(db, "COMMIT", s->path);
+        return store__exec_sql(db, "COMMIT", s->path);
 
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
-        if ((rc = exec_sql(db, migrations[v], s->path)) != OP_OK)
+        if ((rc = store__exec_sql(db, migrations[v], s->path)) != OP_OK)
             goto fail;
         OP_INFO(STORE_SUB, "%s: schema migrated to version %lld", s->path, (long long)v + 1);
     }
-    if ((rc = exec_sql(db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), s->path)) !=
+    if ((rc = store__exec_sql(db, "PRAGMA user_version=" STORE_STR(STORE_SCHEMA_VERSION), s->path)) !=
         OP_OK)
         goto fail;
-    return exec_sql(db, "COMMIT", s->path);
+    return store__exec_sql(db, "COMMIT", s->path);
 
 fail:
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -430,7 +430,7 @@ static int db_open_writer(struct op_store *s)
     if ((rc = db_configure(s)) != OP_OK || (rc = db_migrate(s)) != OP_OK)
         return rc;
     int64_t page_size = 0;
-    if (query_int(s->wdb, "PRAGMA page_size", &page_size) != SQLITE_OK || page_size <= 0) {
+    if (store__query_int(s->wdb, "PRAGMA page_size", &page_size) != SQLITE_OK || page_size <= 0) {
         OP_ERROR(STORE_SUB, "%s: cannot read the page size", s->path);
         return OP_EIO;
     }

@@ -70,16 +70,20 @@ const char *const store__outbox_rsql[R_STMT_COUNT] = {
 
 /* ---- open: node id and the uplinks' rows -------------------------------- */
 
-/* Runs one SQL statement with an optional text ?1 and integer ?2. */
-static int exec_bound(sqlite3 *db, const char *sql, const char *text, int64_t a)
+/* Runs one statement run once at open, with an optional text ?1 and
+ * integers ?2 and ?3 (unused parameters are left unbound). */
+static int exec_bound(sqlite3 *db, const char *sql, const char *text, int64_t a, int64_t b)
 {
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (src == SQLITE_OK) {
+        int np = sqlite3_bind_parameter_count(st);
         if (text)
             sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
-        if (sqlite3_bind_parameter_count(st) >= 2)
+        if (np >= 2)
             sqlite3_bind_int64(st, 2, a);
+        if (np >= 3)
+            sqlite3_bind_int64(st, 3, b);
         while ((src = sqlite3_step(st)) == SQLITE_ROW)
             ;
     }
@@ -98,47 +102,41 @@ static int node_id_load(struct op_store *s)
         r >>= 1; /* a positive SQLite integer */
     }
     int rc = exec_bound(s->wdb, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_id', ?2)",
-                        NULL, (int64_t)r);
+                        NULL, (int64_t)r, 0);
     if (rc != OP_OK)
         return rc;
-    sqlite3_stmt *st = NULL;
-    int src = sqlite3_prepare_v2(s->wdb, "SELECT value FROM meta WHERE key = 'node_id'", -1, &st,
-                                 NULL);
-    if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-        snprintf(s->node_id, sizeof s->node_id, "%016llx",
-                 (unsigned long long)sqlite3_column_int64(st, 0));
-    sqlite3_finalize(st);
-    return src == SQLITE_ROW ? OP_OK : store__err(s->wdb, src, 0);
+    int64_t id;
+    int src = store__query_int(s->wdb, "SELECT value FROM meta WHERE key = 'node_id'", &id);
+    if (src != SQLITE_OK)
+        return store__err(s->wdb, src, 0);
+    snprintf(s->node_id, sizeof s->node_id, "%016llx", (unsigned long long)id);
+    return OP_OK;
 }
 
 /* Forgets uplinks no longer configured, adds new ones at the newest
- * reading, and drops outbox records no uplink needs. */
+ * reading (the layout's: it has read the high-water mark), and drops
+ * outbox records no uplink needs. */
 static int uplinks_sync(struct op_store *s)
 {
-    int rc = exec_bound(s->wdb, "CREATE TEMP TABLE IF NOT EXISTS wanted(name TEXT PRIMARY KEY)",
-                        NULL, 0);
-    if (rc == OP_OK)
-        rc = exec_bound(s->wdb, "DELETE FROM temp.wanted", NULL, 0);
+    int rc = store__exec_sql(s->wdb,
+                             "CREATE TEMP TABLE IF NOT EXISTS wanted(name TEXT PRIMARY KEY);"
+                             "DELETE FROM temp.wanted", s->path);
     for (size_t i = 0; rc == OP_OK && i < s->opts.nuplinks; i++)
         rc = exec_bound(s->wdb, "INSERT OR IGNORE INTO temp.wanted(name) VALUES(?1)",
-                        s->opts.uplinks[i], 0);
+                        s->opts.uplinks[i], 0, 0);
     if (rc == OP_OK)
-        rc = exec_bound(s->wdb, "DELETE FROM uplinks WHERE name NOT IN (SELECT name FROM"
-                                " temp.wanted)", NULL, 0);
+        rc = store__exec_sql(s->wdb, "DELETE FROM uplinks WHERE name NOT IN (SELECT name FROM"
+                                     " temp.wanted)", s->path);
     if (rc == OP_OK)
         rc = exec_bound(s->wdb,
                         "INSERT OR IGNORE INTO uplinks(name, cursor, batch_seq, updated_at)"
-                        " SELECT name, max(coalesce((SELECT value FROM meta WHERE key ="
-                        " 'next_seq'), 1) - 1, coalesce((SELECT max(seq) FROM readings_log),"
-                        " 0)), 0, ?2 FROM temp.wanted",
-                        NULL, op_time_now_ms());
+                        " SELECT name, ?2, 0, ?3 FROM temp.wanted",
+                        NULL, s->layout->next_seq(s->layout_state) - 1, op_time_now_ms());
     if (rc == OP_OK)
-        rc = exec_bound(s->wdb, "DROP TABLE temp.wanted", NULL, 0);
+        rc = store__exec_sql(s->wdb, "DROP TABLE temp.wanted", s->path);
     if (rc == OP_OK)
-        rc = s->opts.nuplinks
-                 ? exec_bound(s->wdb, "DELETE FROM outbox WHERE seq_lo + n - 1 <="
-                                      " (SELECT min(cursor) FROM uplinks)", NULL, 0)
-                 : exec_bound(s->wdb, "DELETE FROM outbox", NULL, 0);
+        rc = s->opts.nuplinks ? store__exec(s->wdb, s->wstmt[W_OUTBOX_TRIM])
+                              : store__exec_sql(s->wdb, "DELETE FROM outbox", s->path);
     return rc;
 }
 
@@ -146,11 +144,11 @@ int store__outbox_open(struct op_store *s)
 {
     int rc = node_id_load(s);
     if (rc == OP_OK)
-        rc = exec_bound(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+        rc = store__exec(s->wdb, s->wstmt[W_BEGIN]);
     if (rc != OP_OK)
         return rc;
     rc = uplinks_sync(s);
-    int end = exec_bound(s->wdb, rc == OP_OK ? "COMMIT" : "ROLLBACK", NULL, 0);
+    int end = store__exec(s->wdb, s->wstmt[rc == OP_OK ? W_COMMIT : W_ROLLBACK]);
     if (rc != OP_OK || end != OP_OK)
         return rc != OP_OK ? rc : end;
     s->outbox_on = s->opts.nuplinks > 0 && s->opts.outbox_encode;
