@@ -248,20 +248,12 @@ static void hold_set(struct op_store *s)
 
 int store__rules_hold_load(struct op_store *s)
 {
-    static const char sql[] =
-        "SELECT (SELECT count(*) FROM rules),"
-        " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)";
-    sqlite3_stmt *q = NULL;
-    int src = sqlite3_prepare_v2(s->wdb, sql, -1, &q, NULL);
-    if (src == SQLITE_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
-        s->rules_count = sqlite3_column_int64(q, 0);
-        s->rules_cursor = sqlite3_column_int64(q, 1);
-        src = SQLITE_OK;
-    }
-    int rc = src == SQLITE_OK ? OP_OK : store__err(s->wdb, src, 0);
-    sqlite3_finalize(q);
+    int src = store__query_int(s->wdb, "SELECT count(*) FROM rules", &s->rules_count);
+    if (src == SQLITE_OK)
+        src = store__query_int(s->wdb, "SELECT coalesce((SELECT value FROM meta"
+                                       " WHERE key = 'rules_cursor'), -1)", &s->rules_cursor);
     hold_set(s);
-    return rc;
+    return src == SQLITE_OK ? OP_OK : store__err(s->wdb, src, 0);
 }
 
 bool store__rules_committed(struct op_store *s, const struct op_store_write *group)
