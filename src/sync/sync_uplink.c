@@ -565,6 +565,29 @@ static struct op_counter *counter(const struct uplink *u, const char *name, cons
     return op_metrics_counter(name, l, help);
 }
 
+static const struct {
+    const char *name, *help;
+    op_gauge_fn *fn;
+} gauge_table[] = {
+    { "outpost_uplink_backlog_readings", "readings not yet acknowledged", g_backlog },
+    { "outpost_uplink_backlog_bytes", "outbox bytes not yet acknowledged", g_backlog_bytes },
+    { "outpost_uplink_oldest_unsent_age_seconds",
+      "age (by its timestamp) of the oldest reading not yet acknowledged", g_oldest },
+    { "outpost_uplink_last_acked_batch", "number of the last batch acked", g_last_batch },
+};
+
+/* Points the uplink's gauges at it, or (on) false, at nothing: the
+ * registry outlives the uplinks, and a scrape after the stop must not call
+ * into freed memory. */
+static void gauges_register(struct uplink *u, bool on)
+{
+    char l[160];
+    snprintf(l, sizeof l, "uplink=\"%s\"", u->cfg.name);
+    for (size_t i = 0; i < sizeof gauge_table / sizeof gauge_table[0]; i++)
+        op_metrics_gauge(gauge_table[i].name, l, gauge_table[i].help,
+                         on ? gauge_table[i].fn : NULL, on ? u : NULL);
+}
+
 static void metrics(struct uplink *u)
 {
     static const char batches[] = "batches by outcome: acked, failed (an attempt to retry),"
@@ -579,29 +602,7 @@ static void metrics(struct uplink *u)
     u->c_wire = counter(u, "outpost_uplink_bytes_total", "stage=\"wire\"", bytes);
     u->c_sent = op_metrics_counter("outpost_uplink_readings_total", l,
                                    "readings the receiver acknowledged");
-    op_metrics_gauge("outpost_uplink_backlog_readings", l, "readings not yet acknowledged",
-                     g_backlog, u);
-    op_metrics_gauge("outpost_uplink_backlog_bytes", l, "outbox bytes not yet acknowledged",
-                     g_backlog_bytes, u);
-    op_metrics_gauge("outpost_uplink_oldest_unsent_age_seconds", l,
-                     "age (by its timestamp) of the oldest reading not yet acknowledged",
-                     g_oldest, u);
-    op_metrics_gauge("outpost_uplink_last_acked_batch", l, "number of the last batch acked",
-                     g_last_batch, u);
-}
-
-/* The registry outlives the uplinks: a scrape after the stop must not
- * call into freed memory. */
-static void gauges_detach(struct uplink *u)
-{
-    char l[160];
-    snprintf(l, sizeof l, "uplink=\"%s\"", u->cfg.name);
-    static const char *const names[] = { "outpost_uplink_backlog_readings",
-                                         "outpost_uplink_backlog_bytes",
-                                         "outpost_uplink_oldest_unsent_age_seconds",
-                                         "outpost_uplink_last_acked_batch" };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        op_metrics_gauge(names[i], l, "", NULL, NULL);
+    gauges_register(u, true);
 }
 
 static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_uplink_cfg *cfg,
@@ -682,7 +683,7 @@ void op_sync_stop(struct op_sync *s)
         struct uplink *u = &s->u[i];
         if (u->started)
             pthread_join(u->thread, NULL);
-        gauges_detach(u);
+        gauges_register(u, false);
         if (u->tp)
             u->tp->destroy(u->transport);
         sync__rec_dec_destroy(u->dec);
