@@ -93,7 +93,7 @@ struct store_layout {
     void (*txn_begin)(void *state);
     /* Appends readings[0..n); they become visible only at COMMIT. */
     int (*append)(void *state, const struct op_reading *readings, size_t n);
-    /* The seq the next appended reading gets (appends take contiguous ones). */
+    /* The seq given to the next appended reading (appends take contiguous ones). */
     int64_t (*next_seq)(const void *state);
     /* Called once per group before COMMIT: writes what was aggregated over
      * the group (per-sensor stats, the sequence high-water mark). */
