@@ -64,7 +64,7 @@ soak: build
 	@scripts/deps.sh test
 	$(PY) bench/soak/kill9.py --bin $(abspath $(BUILD))/outpost --cycles $${CYCLES:-100}
 	OUTPOST_SOAK=1 OUTPOST_BIN=$(abspath $(BUILD))/outpost \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/integration/09_uplink
+	  $(PY) -m pytest -q -p no:cacheprovider tests/integration/09_uplink tests/integration/11_uplink_mqtt
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

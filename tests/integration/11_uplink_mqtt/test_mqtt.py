@@ -22,6 +22,8 @@ from outpost_proc import metric_value, scaled, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# make soak (OUTPOST_SOAK=1) restarts the broker more often mid-stream.
+RESTARTS = 8 if os.environ.get("OUTPOST_SOAK", "") not in ("", "0") else 1
 
 pytestmark = pytest.mark.skipif(not Path(MOSQUITTO).exists(),
                                 reason="mosquitto is not installed (scripts/deps.sh test)")
@@ -132,13 +134,15 @@ def test_mqtt_uplink_survives_a_broker_restart(outpost_factory, broker, tmp_path
         wait_until(lambda: (metric_value(edge.metrics(), "outpost_uplink_readings_total",
                                          uplink="cloud") or 0) >= len(sent),
                    scaled(20), what="the first bursts to be acknowledged")
-        broker.stop()
-        for k in range(5, 10):  # while the broker is down: they wait in the outbox
-            burst(k)
-        time.sleep(0.5)  # let the uplink fail at least once against the closed port
-        broker.start()
-        for k in range(10, 15):
-            burst(k)
+        for cycle in range(RESTARTS):
+            k0 = 5 + cycle * 10
+            broker.stop()
+            for k in range(k0, k0 + 5):  # while the broker is down: they wait in the outbox
+                burst(k)
+            time.sleep(0.5)  # let the uplink fail at least once against the closed port
+            broker.start()
+            for k in range(k0 + 5, k0 + 10):
+                burst(k)
         wait_until(lambda: (metric_value(edge.metrics(), "outpost_uplink_readings_total",
                                          uplink="cloud") or 0) >= len(sent),
                    scaled(30), what="everything to be acknowledged after the restart")
