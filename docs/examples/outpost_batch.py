@@ -342,6 +342,8 @@ class Batch(NamedTuple):
     last_pos: int
     readings: list   # [(sensor, ts, value, pos)], grouped per sensor, by position
     sealed: bool = False
+    floor: int = None    # ranged (sent ahead of the cursor): the sender's cursor
+    sparse: bool = False  # ranged: settles only its readings' positions
 
 
 def name(r, lo, hi, what):
@@ -364,7 +366,7 @@ def decode_batch(body, keys=(), max_points=1_000_000):
     if "/" in node:
         raise bad("bad node name")
     uplink, seq = name(r, 1, 64, "uplink"), r.u64()
-    if flags & ~3:
+    if flags & ~7:
         raise bad("unknown batch flags")
     payload = r.take(r.left())
     if flags & 1:                                 # sealed: open first ...
@@ -401,17 +403,54 @@ def decode_batch(body, keys=(), max_points=1_000_000):
         if len(ts) != n:
             raise bad("codec frame holds another number of points than the group")
         readings += [(sensor.decode(), t, v, signed(p)) for t, v, p in zip(ts, vals, pos)]
+    floor, sparse = None, False
+    if flags & 4:                                 # ranged: a trailer (priorities)
+        floor, covers = signed(r.u64()), r.u8()
+        if covers > 1 or floor >= first_pos:
+            raise bad("bad trailer (floor below first, covers 0 or 1)")
+        sparse = covers == 1
     if r.left():
         raise bad("trailing bytes after the last sensor group")
-    return Batch(node, uplink, seq, first_pos, last_pos, readings, bool(flags & 1))
+    return Batch(node, uplink, seq, first_pos, last_pos, readings, bool(flags & 1), floor, sparse)
+
+
+class Settled:
+    """The positions stored for one (node, uplink): everything up to floor,
+    plus ranges above it (batches sent ahead of the sender's cursor)."""
+
+    def __init__(self):
+        self.floor, self.ranges = -1 << 63, []
+
+    def has(self, pos):
+        return pos <= self.floor or any(lo <= pos <= hi for lo, hi in self.ranges)
+
+    def settle(self, b):
+        top = max([b.last_pos] + [x[3] for x in b.readings])
+        if b.floor is None:                       # plain: everything up to its top
+            self.floor = max(self.floor, top)
+        else:
+            self.floor = max(self.floor, b.floor)
+            self.ranges += ([(p, p) for _, _, _, p in b.readings] if b.sparse
+                            else [(b.first_pos, top)])
+        merged = []
+        for lo, hi in sorted(self.ranges):
+            if lo <= self.floor + 1:
+                self.floor = max(self.floor, hi)
+            elif merged and lo <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.ranges = merged
 
 
 # ---- the receiver ----------------------------------------------------------
 
 class Receiver:
     """Deduplicates by position like outpost: per (node, uplink) it keeps the
-    last position stored, takes only readings above it, then raises it to the
-    batch's last_pos (which covers readings the sender filtered out). This
+    positions stored (Settled: the last position of the in-order stream,
+    plus ranges sent ahead of it with priorities), takes only readings not
+    among them, then records what the batch settles (a plain batch: all up
+    to its last_pos, which covers readings the sender filtered out). This
     one keeps it in memory only; a real receiver must store it in the same
     transaction as the readings, or a restart stores resent readings twice."""
 
@@ -427,8 +466,8 @@ class Receiver:
             print(f"refused: {e.status} {e.code}: {e}", file=sys.stderr, flush=True)
             return e.status, {"error": {"code": e.code, "message": str(e)}}
         with self.lock:
-            last = self.last.get((b.node, b.uplink), -1 << 63)
-            new = [x for x in b.readings if x[3] > last]
+            done = self.last.setdefault((b.node, b.uplink), Settled())
+            new = [x for x in b.readings if not done.has(x[3])]
             lines = "".join(json.dumps({"node": b.node, "uplink": b.uplink, "batch": b.seq,
                                         "sensor": s, "ts": t, "value": json_value(v), "pos": p},
                                        allow_nan=False) + "\n" for s, t, v, p in new)
@@ -440,11 +479,13 @@ class Receiver:
             else:
                 sys.stdout.write(lines)
                 sys.stdout.flush()
-            self.last[(b.node, b.uplink)] = max(last, b.last_pos)
+            done.settle(b)
         dup = len(b.readings) - len(new)
         print(f"batch node={b.node} uplink={b.uplink} seq={b.seq} first={b.first_pos} "
               f"last={b.last_pos} sealed={int(b.sealed)} readings={len(b.readings)} "
-              f"accepted={len(new)} duplicates={dup}", file=sys.stderr, flush=True)
+              f"accepted={len(new)} duplicates={dup}"
+              + (f" floor={b.floor} sparse={int(b.sparse)}" if b.floor is not None else ""),
+              file=sys.stderr, flush=True)
         return 200, {"accepted": len(new), "duplicates": dup, "batch": b.seq}
 
 

@@ -171,12 +171,22 @@ struct op_store_write {
     int dead_status;
     const char *dead_answer;
     int64_t dead_readings;
+    /* ACK: the batch settled first_pos..last_pos, or with ack_points only
+     * those positions (sorted); out: cursor, the uplink's new cursor (the
+     * positions acknowledged above it are kept as ranges). */
+    const int64_t *ack_points;
+    size_t ack_npoints;
     /* RECEIVE: readings[0..n) with their positions on the sending node
-     * (positions[i] for readings[i]); only those with a position above the
-     * last one stored for (peer_node, uplink_name) are appended, and the
-     * last position becomes max(last, last_pos), in one transaction. */
+     * (positions[i] for readings[i]); only those with a position not yet
+     * stored for (peer_node, uplink_name) are appended, and the positions
+     * the batch settles are recorded, in one transaction. A plain batch
+     * settles everything up to its last position; a ranged one (priorities)
+     * everything up to peer_floor plus first_pos..last_pos, or with
+     * peer_sparse only its own positions. */
     const int64_t *positions;
     const char *peer_node;
+    bool peer_ranged, peer_sparse;
+    int64_t peer_floor;
     int64_t accepted, duplicates; /* out, RECEIVE */
     op_store_done_fn *done;
     void *ctx;
@@ -331,6 +341,12 @@ const char *op_store_node_id(struct op_store *s);
  * for a name not in opts.uplinks. */
 int op_store_uplink_get(struct op_store_reader *r, const char *name, int64_t *cursor,
                         int64_t *batch_seq);
+
+/* The positions acknowledged above an uplink's cursor (out of order, with
+ * priorities), added to rs and merged. */
+int op_store_uplink_ranges(struct op_store_reader *r, const char *name, struct op_ranges *rs);
+/* The newest position in the outbox; INT64_MIN when it is empty. */
+int op_store_outbox_head(struct op_store_reader *r, int64_t *head);
 
 struct op_uplink_info {
     const char *name;

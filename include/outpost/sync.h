@@ -34,6 +34,14 @@ int op_sync_outbox_encode(void *ctx, const struct op_reading *r, size_t n, struc
 
 enum op_uplink_format { OP_UPLINK_BATCH = 0, OP_UPLINK_JSON };
 
+/* What an uplink sends first while it is behind (docs/uplink.md,
+ * "Priorities"): marked readings, the newest readings, the oldest. */
+enum op_uplink_class { OP_PRIO_IMPORTANT = 0, OP_PRIO_LIVE, OP_PRIO_BACKLOG };
+struct op_uplink_priority {
+    uint8_t order[3]; /* classes, first served first; backlog always last */
+    uint8_t n;
+};
+
 struct op_uplink_cfg {
     char name[OP_SYNC_NAME_MAX + 1];
     char url[512];
@@ -45,6 +53,7 @@ struct op_uplink_cfg {
     int64_t batch_age_ms;     /* how long a partial batch waits to fill */
     int64_t bandwidth;        /* bytes/s on the wire; 0 = unlimited */
     enum op_uplink_format format;
+    struct op_uplink_priority priority; /* default: backlog only (position order) */
     char seal_key[512];       /* path of a sealing key; "" = not sealed */
     char token[256];          /* bearer token for the receiver; "" = none */
     char ca[512], cert[512], key[512]; /* TLS: CA file; client certificate and key (mTLS) */
@@ -92,6 +101,10 @@ struct op_sync_batch_in {
     int64_t *positions;
     char *names;
     int64_t first_pos, last_pos;
+    /* A ranged batch (priorities, docs/internals/uplink.md) settles
+     * everything up to floor plus first..last, or (sparse) its positions. */
+    bool ranged, sparse;
+    int64_t floor;
 };
 /* Opens (with keys, when sealed; a receiver with keys refuses unsealed
  * batches), decompresses and decodes at most max_points readings.

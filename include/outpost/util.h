@@ -93,4 +93,39 @@ size_t op_fmt_double(char *buf, double v);
 /* FNV-1a over p[0..n), 32 bits. */
 uint32_t op_fnv1a32(const void *p, size_t n);
 
+/* ---- settled positions (util_ranges.c) ---------------------------------- */
+
+/* A set of positions: everything <= floor, plus disjoint, non-adjacent,
+ * sorted closed ranges above floor + 1 (after op_ranges_merge). An
+ * uplink's acknowledged positions on the sender, and the positions a
+ * receiver stored for a (node, uplink), when batches arrive out of
+ * position order (priorities, docs/uplink.md). */
+struct op_range {
+    int64_t lo, hi;
+};
+struct op_ranges {
+    int64_t floor;
+    struct op_range *r;
+    size_t n, cap;
+    bool merged; /* r is normalized (what add leaves false) */
+};
+void op_ranges_init(struct op_ranges *s, int64_t floor);
+void op_ranges_fini(struct op_ranges *s);
+void op_ranges_clear(struct op_ranges *s, int64_t floor);
+/* Adds lo..hi (lo <= hi); op_ranges_merge before the next lookup. */
+int op_ranges_add(struct op_ranges *s, int64_t lo, int64_t hi);
+/* Raises the floor to at least floor. */
+void op_ranges_raise(struct op_ranges *s, int64_t floor);
+/* Sorts, joins overlapping and adjacent ranges and folds into the floor
+ * the ones that reach it. */
+void op_ranges_merge(struct op_ranges *s);
+/* The range above the floor holding pos, or NULL. */
+const struct op_range *op_ranges_find(const struct op_ranges *s, int64_t pos);
+static inline bool op_ranges_has(const struct op_ranges *s, int64_t pos)
+{
+    return pos <= s->floor || op_ranges_find(s, pos) != NULL;
+}
+/* Positions held above the floor. */
+int64_t op_ranges_above(const struct op_ranges *s);
+
 #endif

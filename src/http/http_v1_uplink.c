@@ -100,8 +100,9 @@ void http__h_uplink_post(struct http_req *r)
     r->write = (struct op_store_write){
         .op = OP_STORE_UPLINK_RECEIVE, .readings = in->readings, .n = in->n,
         .positions = in->positions, .peer_node = r->owned[0],
-        .uplink_name = r->owned[0] + nl + 1, .last_pos = in->last_pos,
-        .batch_seq = (int64_t)hd.seq,
+        .uplink_name = r->owned[0] + nl + 1, .first_pos = in->first_pos,
+        .last_pos = in->last_pos, .batch_seq = (int64_t)hd.seq, .peer_ranged = in->ranged,
+        .peer_sparse = in->sparse, .peer_floor = in->floor,
     };
     http__submit_write(r, receive_done);
 }

@@ -26,7 +26,7 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
@@ -149,6 +149,12 @@ enum store_wstmt {
     W_OUTBOX_UNSENT,
     W_OUTBOX_DROP,
     W_UPLINK_CURSOR,
+    W_RANGES_GET,
+    W_RANGES_DEL,
+    W_RANGES_ADD,
+    W_PEER_RANGES_GET,
+    W_PEER_RANGES_DEL,
+    W_PEER_RANGES_ADD,
     W_STMT_COUNT
 };
 
@@ -175,6 +181,8 @@ enum store_rstmt {
     R_OUTBOX_BACKLOG,
     R_MARKS_READ,
     R_DEAD_LETTERS,
+    R_UPLINK_RANGES,
+    R_OUTBOX_HEAD,
     R_STMT_COUNT
 };
 

@@ -147,6 +147,20 @@ static const char *const migrations[] = {
     "  status INTEGER NOT NULL,"
     "  answer TEXT NOT NULL,"
     "  ts INTEGER NOT NULL);",
+    /* 5: positions settled out of order (uplink priorities): ranges above
+     * an uplink's cursor its receiver acknowledged, and ranges above a
+     * peer's last_pos this receiver stored (docs/internals/uplink.md). */
+    "CREATE TABLE uplink_ranges("
+    "  name TEXT NOT NULL,"
+    "  lo INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL,"
+    "  PRIMARY KEY(name, lo)) WITHOUT ROWID;"
+    "CREATE TABLE uplink_peer_ranges("
+    "  node TEXT NOT NULL,"
+    "  uplink TEXT NOT NULL,"
+    "  lo INTEGER NOT NULL,"
+    "  hi INTEGER NOT NULL,"
+    "  PRIMARY KEY(node, uplink, lo)) WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

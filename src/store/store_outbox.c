@@ -48,6 +48,15 @@ const char *const store__outbox_wsql[W_STMT_COUNT] = {
                         " FROM outbox WHERE ts_max < ?1",
     [W_OUTBOX_DROP] = "DELETE FROM outbox WHERE ts_max < ?1",
     [W_UPLINK_CURSOR] = "SELECT cursor FROM uplinks WHERE name = ?1",
+    /* Positions settled above a cursor (priorities): the sender's
+     * acknowledged ranges, and the receiver's stored ranges per peer. */
+    [W_RANGES_GET] = "SELECT lo, hi FROM uplink_ranges WHERE name = ?1",
+    [W_RANGES_DEL] = "DELETE FROM uplink_ranges WHERE name = ?1",
+    [W_RANGES_ADD] = "INSERT INTO uplink_ranges(name, lo, hi) VALUES(?1, ?2, ?3)",
+    [W_PEER_RANGES_GET] = "SELECT lo, hi FROM uplink_peer_ranges WHERE node = ?1 AND uplink = ?2",
+    [W_PEER_RANGES_DEL] = "DELETE FROM uplink_peer_ranges WHERE node = ?1 AND uplink = ?2",
+    [W_PEER_RANGES_ADD] = "INSERT INTO uplink_peer_ranges(node, uplink, lo, hi)"
+                          " VALUES(?1, ?2, ?3, ?4)",
 };
 
 const char *const store__outbox_rsql[R_STMT_COUNT] = {
@@ -66,6 +75,8 @@ const char *const store__outbox_rsql[R_STMT_COUNT] = {
     [R_MARKS_READ] = "SELECT seq FROM marks WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     [R_DEAD_LETTERS] = "SELECT id, uplink, batch_seq, first_pos, last_pos, readings, status,"
                        " answer, ts FROM dead_letters ORDER BY id DESC LIMIT ?1",
+    [R_UPLINK_RANGES] = "SELECT lo, hi FROM uplink_ranges WHERE name = ?1 ORDER BY lo",
+    [R_OUTBOX_HEAD] = "SELECT seq_lo + n - 1 FROM outbox ORDER BY seq_lo DESC LIMIT 1",
 };
 
 /* ---- open: node id and the uplinks' rows -------------------------------- */
@@ -127,6 +138,9 @@ static int uplinks_sync(struct op_store *s)
     if (rc == OP_OK)
         rc = store__exec_sql(s->wdb, "DELETE FROM uplinks WHERE name NOT IN (SELECT name FROM"
                                      " temp.wanted)", s->path);
+    if (rc == OP_OK)
+        rc = store__exec_sql(s->wdb, "DELETE FROM uplink_ranges WHERE name NOT IN (SELECT name"
+                                     " FROM temp.wanted)", s->path);
     if (rc == OP_OK)
         rc = exec_bound(s->wdb,
                         "INSERT OR IGNORE INTO uplinks(name, cursor, batch_seq, updated_at)"
@@ -259,22 +273,106 @@ int store__outbox_group_end(struct op_store *s)
 
 /* ---- acknowledgements and the receiver (writer thread) -------------------- */
 
-static int ack(struct op_store *s, struct op_store_write *w)
+static int uplink_cursor(struct op_store *s, const char *name, int64_t *cursor, bool *found);
+
+/* Reads the ranges a GET statement (keyed by k1, and k2 when not NULL)
+ * returns into rs. */
+static int ranges_read(struct op_store *s, int get, const char *k1, const char *k2,
+                       struct op_ranges *rs)
 {
-    int64_t now = op_time_now_ms();
+    sqlite3_stmt *st = s->wstmt[get];
+    sqlite3_bind_text(st, 1, k1, -1, SQLITE_STATIC);
+    if (k2)
+        sqlite3_bind_text(st, 2, k2, -1, SQLITE_STATIC);
+    int src, rc = OP_OK;
+    while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = op_ranges_add(rs, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != OP_OK)
+        return rc;
+    return src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
+}
+
+/* Replaces the stored ranges of (k1[, k2]) with rs's (merged). */
+static int ranges_write(struct op_store *s, int del, int add, const char *k1, const char *k2,
+                        const struct op_ranges *rs)
+{
+    sqlite3_stmt *st = s->wstmt[del];
+    int keys = k2 ? 2 : 1;
+    sqlite3_bind_text(st, 1, k1, -1, SQLITE_STATIC);
+    if (k2)
+        sqlite3_bind_text(st, 2, k2, -1, SQLITE_STATIC);
+    int rc = store__exec(s->wdb, st);
+    sqlite3_clear_bindings(st);
+    st = s->wstmt[add];
+    for (size_t i = 0; rc == OP_OK && i < rs->n; i++) {
+        sqlite3_bind_text(st, 1, k1, -1, SQLITE_STATIC);
+        if (k2)
+            sqlite3_bind_text(st, 2, k2, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, keys + 1, rs->r[i].lo);
+        sqlite3_bind_int64(st, keys + 2, rs->r[i].hi);
+        rc = store__exec(s->wdb, st);
+        sqlite3_clear_bindings(st);
+    }
+    return rc;
+}
+
+/* What a batch settles: first_pos..last_pos, or (points) only its own. */
+static int ranges_cover(struct op_ranges *rs, const int64_t *points, size_t npoints, int64_t first,
+                        int64_t last)
+{
+    int rc = OP_OK;
+    if (!points)
+        return first <= last ? op_ranges_add(rs, first, last) : OP_OK;
+    for (size_t i = 0; rc == OP_OK && i < npoints; i++)
+        rc = op_ranges_add(rs, points[i], points[i]);
+    return rc;
+}
+
+/* The cursor becomes the highest position below which everything is
+ * acknowledged; what is acknowledged above it stays as ranges. */
+static int ack_positions(struct op_store *s, struct op_store_write *w, bool *found)
+{
+    int64_t cursor;
+    int rc = uplink_cursor(s, w->uplink_name, &cursor, found);
+    if (rc != OP_OK || !*found)
+        return rc;
+    struct op_ranges rs;
+    op_ranges_init(&rs, cursor);
+    rc = ranges_read(s, W_RANGES_GET, w->uplink_name, NULL, &rs);
+    size_t stored = rs.n;
+    if (rc == OP_OK)
+        rc = ranges_cover(&rs, w->ack_points, w->ack_npoints, w->first_pos, w->last_pos);
+    op_ranges_merge(&rs);
+    if (rc == OP_OK && (stored || rs.n))
+        rc = ranges_write(s, W_RANGES_DEL, W_RANGES_ADD, w->uplink_name, NULL, &rs);
+    w->cursor = rs.floor;
+    op_ranges_fini(&rs);
+    if (rc != OP_OK)
+        return rc;
     sqlite3_stmt *st = s->wstmt[W_UPLINK_SET];
     sqlite3_bind_text(st, 1, w->uplink_name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, w->cursor);
     sqlite3_bind_int64(st, 3, w->batch_seq);
-    sqlite3_bind_int64(st, 4, now);
-    int rc = store__exec(s->wdb, st);
+    sqlite3_bind_int64(st, 4, op_time_now_ms());
+    rc = store__exec(s->wdb, st);
     sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int ack(struct op_store *s, struct op_store_write *w)
+{
+    int64_t now = op_time_now_ms();
+    bool found;
+    int rc = ack_positions(s, w, &found);
     if (rc != OP_OK)
         return rc;
-    if (sqlite3_changes(s->wdb) == 0) {
+    if (!found) {
         w->rc = OP_ENOTFOUND; /* not a configured uplink; the group goes on */
         return OP_OK;
     }
+    sqlite3_stmt *st;
     if (w->dead_status != 0) {
         st = s->wstmt[W_DEAD_ADD];
         sqlite3_bind_text(st, 1, w->uplink_name, -1, SQLITE_STATIC);
@@ -305,34 +403,75 @@ static int peer_last(struct op_store *s, const struct op_store_write *w, int64_t
     return src == SQLITE_ROW || src == SQLITE_DONE ? OP_OK : store__err(s->wdb, src, 0);
 }
 
+/* The positions stored for (peer_node, uplink_name): its last_pos and the
+ * ranges above it. */
+static int peer_load(struct op_store *s, const struct op_store_write *w, struct op_ranges *rs)
+{
+    int64_t last;
+    int rc = peer_last(s, w, &last);
+    op_ranges_init(rs, last);
+    return rc == OP_OK ? ranges_read(s, W_PEER_RANGES_GET, w->peer_node, w->uplink_name, rs) : rc;
+}
+
+/* What the batch settles for its sender: a plain batch (no floor) all up
+ * to its highest position; else its floor and its range, or only its own
+ * positions. */
+static int peer_settle(const struct op_store_write *w, struct op_ranges *rs)
+{
+    int64_t top = w->last_pos;
+    for (size_t i = 0; i < w->n; i++)
+        top = w->positions[i] > top ? w->positions[i] : top;
+    if (!w->peer_ranged) {
+        /* The mark covers what was stored even if the batch's last_pos
+         * says less (a sender of another make). */
+        op_ranges_raise(rs, top);
+        return OP_OK;
+    }
+    op_ranges_raise(rs, w->peer_floor);
+    return ranges_cover(rs, w->peer_sparse ? w->positions : NULL, w->n, w->first_pos, top);
+}
+
+static int append_fresh(struct op_store *s, struct op_store_write *w, const struct op_ranges *rs,
+                        size_t *fresh_out)
+{
+    size_t fresh = 0;
+    for (size_t i = 0; i < w->n; i++)
+        fresh += !op_ranges_has(rs, w->positions[i]);
+    *fresh_out = fresh;
+    if (fresh == w->n)
+        return store__append(s, w->readings, w->n);
+    if (fresh == 0)
+        return OP_OK;
+    struct op_reading *sub = op_malloc(fresh * sizeof(*sub));
+    if (!sub)
+        return OP_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (!op_ranges_has(rs, w->positions[i]))
+            sub[k++] = w->readings[i];
+    /* The outbox copies the structs; their names stay the submitter's. */
+    int rc = store__append(s, sub, fresh);
+    op_free(sub);
+    return rc;
+}
+
 /* Appends the readings of a received batch that are new; a batch resent
  * after a lost answer (or overlapping one) adds only what was missing. */
 static int receive(struct op_store *s, struct op_store_write *w, int64_t *readings)
 {
-    int64_t last;
-    int rc = peer_last(s, w, &last);
-    if (rc != OP_OK)
-        return rc;
-    size_t fresh = 0;
-    int64_t top = w->last_pos;
-    for (size_t i = 0; i < w->n; i++) {
-        fresh += w->positions[i] > last;
-        top = w->positions[i] > top ? w->positions[i] : top;
-    }
-    if (fresh == w->n) {
-        rc = store__append(s, w->readings, w->n);
-    } else if (fresh > 0) {
-        struct op_reading *sub = op_malloc(fresh * sizeof(*sub));
-        if (!sub)
-            return OP_ENOMEM;
-        size_t k = 0;
-        for (size_t i = 0; i < w->n; i++)
-            if (w->positions[i] > last)
-                sub[k++] = w->readings[i];
-        /* The outbox copies the structs; their names stay the submitter's. */
-        rc = store__append(s, sub, fresh);
-        op_free(sub);
-    }
+    struct op_ranges rs;
+    int rc = peer_load(s, w, &rs);
+    size_t stored = rs.n, fresh = 0;
+    if (rc == OP_OK)
+        rc = append_fresh(s, w, &rs, &fresh);
+    if (rc == OP_OK)
+        rc = peer_settle(w, &rs);
+    op_ranges_merge(&rs);
+    if (rc == OP_OK && (stored || rs.n))
+        rc = ranges_write(s, W_PEER_RANGES_DEL, W_PEER_RANGES_ADD, w->peer_node, w->uplink_name,
+                          &rs);
+    int64_t floor = rs.floor;
+    op_ranges_fini(&rs);
     if (rc != OP_OK)
         return rc;
     w->accepted = (int64_t)fresh;
@@ -341,9 +480,7 @@ static int receive(struct op_store *s, struct op_store_write *w, int64_t *readin
     sqlite3_stmt *st = s->wstmt[W_PEER_SET];
     sqlite3_bind_text(st, 1, w->peer_node, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, w->uplink_name, -1, SQLITE_STATIC);
-    /* The mark covers what was stored even if the batch's last_pos says
-     * less (a sender of another make). */
-    sqlite3_bind_int64(st, 3, top);
+    sqlite3_bind_int64(st, 3, floor);
     sqlite3_bind_int64(st, 4, w->batch_seq);
     sqlite3_bind_int64(st, 5, op_time_now_ms());
     rc = store__exec(s->wdb, st);
@@ -476,6 +613,35 @@ int op_store_uplink_get(struct op_store_reader *r, const char *name, int64_t *cu
     }
     int rc = store__rstmt_end(r, st, src, src == SQLITE_ROW);
     return rc < 0 ? rc : rc == 0 ? OP_ENOTFOUND : OP_OK;
+}
+
+int op_store_uplink_ranges(struct op_store_reader *r, const char *name, struct op_ranges *rs)
+{
+    sqlite3_stmt *st = r && name ? store__rstmt(r, R_UPLINK_RANGES) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src, rc = OP_OK;
+    while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = op_ranges_add(rs, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    if (rc != OP_OK) {
+        store__rstmt_end(r, st, SQLITE_DONE, 0);
+        return rc;
+    }
+    op_ranges_merge(rs);
+    int end = store__rstmt_end(r, st, src, 0);
+    return end < 0 ? end : OP_OK;
+}
+
+int op_store_outbox_head(struct op_store_reader *r, int64_t *head)
+{
+    sqlite3_stmt *st = r ? store__rstmt(r, R_OUTBOX_HEAD) : NULL;
+    if (!st)
+        return OP_EINVAL;
+    int src = sqlite3_step(st);
+    *head = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
+    int rc = store__rstmt_end(r, st, src, 0);
+    return rc < 0 ? rc : OP_OK;
 }
 
 int op_store_outbox_read(struct op_store_reader *r, int64_t after, int64_t limit,

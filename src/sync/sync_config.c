@@ -13,7 +13,7 @@
 #define UPLINK_KEYS_MAX 32
 #define UPLINKS_MAX 16
 
-enum ktype { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_FORMAT };
+enum ktype { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_FORMAT, K_PRIORITY };
 
 struct ukey {
     const char *name;
@@ -34,6 +34,7 @@ static const struct ukey keys[] = {
     { "batch_age", K_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000 },
     { "bandwidth", K_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40 },
     { "format", K_FORMAT, OFF(format), "batch", 0, 0 },
+    { "priority", K_PRIORITY, OFF(priority), "backlog", 0, 0 },
     { "seal_key", K_STR, OFF(seal_key), "", 0, 0 },
     { "token", K_STR, OFF(token), "", 0, 0 },
     { "ca", K_STR, OFF(ca), "", 0, 0 },
@@ -44,6 +45,37 @@ static const struct ukey keys[] = {
     { "backoff_max", K_DURATION, OFF(backoff_max_ms), "60s", 1, 86400 * 1000 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* "important, live, backlog": each class at most once, backlog last (it
+ * is what reaches every reading). */
+static int priority_parse(struct op_str v, struct op_uplink_priority *out)
+{
+    static const char *const names[] = { "important", "live", "backlog" };
+    struct op_uplink_priority p = { { 0 }, 0 };
+    const char *s = v.p, *end = v.p + v.len;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma ? comma : end;
+        while (s < e && *s == ' ')
+            s++;
+        while (e > s && e[-1] == ' ')
+            e--;
+        size_t c = 0;
+        while (c < 3 && (strlen(names[c]) != (size_t)(e - s) || memcmp(names[c], s, (size_t)(e - s))))
+            c++;
+        if (c == 3 || p.n == 3 || (p.n && p.order[p.n - 1] == OP_PRIO_BACKLOG))
+            return OP_EINVAL;
+        for (size_t i = 0; i < p.n; i++)
+            if (p.order[i] == c)
+                return OP_EINVAL;
+        p.order[p.n++] = (uint8_t)c;
+        s = comma ? comma + 1 : end;
+    }
+    if (p.n == 0 || p.order[p.n - 1] != OP_PRIO_BACKLOG)
+        return OP_EINVAL;
+    *out = p;
+    return OP_OK;
+}
 
 static int set_value(struct op_uplink_cfg *u, const struct ukey *k, struct op_str v,
                      struct op_diag *d)
@@ -76,6 +108,9 @@ static int set_value(struct op_uplink_cfg *u, const struct ukey *k, struct op_st
         else
             rc = OP_EINVAL;
         break;
+    case K_PRIORITY:
+        rc = priority_parse(v, (struct op_uplink_priority *)base);
+        break;
     case K_DURATION:
         rc = op_parse_duration_ms(v.p, v.len, &x);
         break;
@@ -94,7 +129,9 @@ static int set_value(struct op_uplink_cfg *u, const struct ukey *k, struct op_st
     }
     if (rc != OP_OK) {
         static const char *const what[] = { "text", "true or false", "a duration (500ms, 5s, 2h)",
-                                            "a size (4MiB)", "an integer", "batch or json" };
+                                            "a size (4MiB)", "an integer", "batch or json",
+                                            "important, live and backlog in the order to serve"
+                                            " them, each once, backlog last" };
         op_diag_set(d, "invalid_config", "%s: bad value '%.*s' (%s%s)", k->name, (int)v.len, v.p,
                     what[k->type], rc == OP_ERANGE ? ", out of range" : "");
         return OP_EINVAL;
@@ -143,6 +180,12 @@ static int check(const struct op_uplink_cfg *u, struct op_diag *d)
     }
     if (!u->cert[0] != !u->key[0]) {
         op_diag_set(d, "invalid_config", "cert and key go together (mutual TLS)");
+        return OP_EINVAL;
+    }
+    if (u->priority.n > 1 && (u->important_only || u->downsample_ms > 0)) {
+        op_diag_set(d, "invalid_config", "priority other than backlog needs an uplink that sends"
+                                         " every reading in position order to reorder: not with"
+                                         " important_only or downsample");
         return OP_EINVAL;
     }
     if (u->backoff_min_ms > u->backoff_max_ms) {

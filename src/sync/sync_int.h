@@ -70,16 +70,25 @@ size_t sync__batch_points(const struct sync_batch *b);
 /* Raw bytes of the points (name + 16 per reading), for the "before
  * encoding" figure. */
 size_t sync__batch_raw_bytes(const struct sync_batch *b);
+/* The positions a batch settles on its receiver. A plain batch (ranged
+ * false) settles everything up to last (first is the sender's cursor + 1);
+ * with priorities a batch can run ahead of the cursor: ranged, it settles
+ * everything up to floor (the sender's cursor) plus first..last, or with
+ * sparse only its own readings' positions. docs/internals/uplink.md. */
+struct sync_cover {
+    int64_t first, last, floor;
+    bool ranged, sparse;
+};
 /* Writes the whole message for batch seq: header, then the payload
  * (codec per sensor, zstd, sealed with key when non-NULL). */
 int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplink, uint64_t seq,
-                       int64_t first_pos, int64_t last_pos, const struct op_seal_key *key,
+                       const struct sync_cover *cv, const struct op_seal_key *key,
                        struct op_buf *out);
-/* The JSON form ({"node", "uplink", "seq", "first", "last", "readings":
- * [{"sensor", "ts", "value", "pos"}]}) for receivers that want it. */
+/* The JSON form ({"node", "uplink", "seq", "first", "last"[, "floor",
+ * "sparse"], "readings": [{"sensor", "ts", "value", "pos"}]}) for
+ * receivers that want it. */
 int sync__batch_encode_json(struct sync_batch *b, const char *node, const char *uplink,
-                            uint64_t seq, int64_t first_pos, int64_t last_pos,
-                            struct op_buf *out);
+                            uint64_t seq, const struct sync_cover *cv, struct op_buf *out);
 
 /* ---- the HTTP transport (sync_http.c) ------------------------------------ */
 

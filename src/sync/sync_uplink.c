@@ -28,70 +28,7 @@
 #include <time.h>
 
 #include "outpost/err.h"
-#include "sync_int.h"
-
-#define UPLINK_RECORDS_PER_READ 4
-#define UPLINK_IDLE_MS 50
-#define UPLINK_GAUGES_MS 1000
-#define UPLINK_PATTERNS_MAX 32
-#define DOWNSAMPLE_MAX 65536
-#define UPLINK_RETRY_AFTER_MAX_MS (3600 * 1000)
-/* After the store failed to commit an acknowledgement (a full disk). */
-#define UPLINK_ACK_RETRY_MS 1000
-
-struct downsample { /* a sensor's last kept step, for `downsample` */
-    char *name;
-    uint32_t len;
-    int64_t step;       /* as of the batch being built */
-    int64_t acked_step; /* as of the cursor; INT64_MIN: none yet */
-};
-
-struct uplink {
-    struct op_sync *sync;
-    struct op_uplink_cfg cfg;
-    struct op_store *store;
-    struct op_store_reader *rd;
-    const struct sync_transport *tp;
-    void *transport;
-    struct sync_rec_dec *dec;
-    struct sync_batch *batch;
-    struct op_seal_key seal;
-    bool sealed;
-    const char *node;
-    pthread_t thread;
-    bool started;
-
-    char pat[UPLINK_PATTERNS_MAX][OP_STORE_SENSOR_MAX + 1];
-    size_t npat;
-    struct downsample *ds;
-    size_t nds;
-
-    int64_t cursor, batch_seq;
-    /* what the batch being built covers */
-    int64_t first_pos, last_pos;
-    int64_t limit_pos; /* important_only: positions the rules have evaluated */
-    int build_err;     /* a read that failed while building: the build is void */
-    bool full;
-    int64_t *marks;
-    size_t nmarks, marks_cap;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool wdone;
-    struct op_store_write w;
-
-    struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
-    int64_t gauges_at; /* monotonic ns of the last gauges refresh */
-    _Atomic int64_t g_backlog, g_backlog_bytes, g_oldest_ms, g_last_batch;
-};
-
-struct op_sync {
-    struct uplink *u;
-    size_t n;
-    _Atomic bool stop;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-};
+#include "sync_uplink_int.h"
 
 /* ---- waiting ---------------------------------------------------------- */
 
@@ -132,7 +69,7 @@ static void patterns_parse(struct uplink *u)
     }
 }
 
-static bool selected(const struct uplink *u, const char *name, uint32_t len)
+bool sync__uplink_selected(const struct uplink *u, const char *name, uint32_t len)
 {
     if (u->npat == 0)
         return true;
@@ -194,20 +131,27 @@ static bool downsample_keep(struct uplink *u, const char *name, uint32_t len, in
     return true;
 }
 
+int sync__push_pos(int64_t **arr, size_t *n, size_t *cap, int64_t pos)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        int64_t *a = op_realloc(*arr, c * sizeof(*a));
+        if (!a)
+            return OP_ENOMEM;
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = pos;
+    return OP_OK;
+}
+
 static int mark_take(void *ctx, int64_t seq)
 {
     struct uplink *u = ctx;
-    if (u->nmarks == u->marks_cap) {
-        size_t cap = u->marks_cap ? u->marks_cap * 2 : 256;
-        int64_t *m = op_realloc(u->marks, cap * sizeof(*m));
-        if (!m) {
-            u->build_err = OP_ENOMEM;
-            return 1;
-        }
-        u->marks = m;
-        u->marks_cap = cap;
+    if (sync__push_pos(&u->marks, &u->nmarks, &u->marks_cap, seq) != OP_OK) {
+        u->build_err = OP_ENOMEM;
+        return 1;
     }
-    u->marks[u->nmarks++] = seq;
     return 0;
 }
 
@@ -241,6 +185,13 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
         int64_t seq = rec->seq_lo + (int64_t)i;
         if (seq <= u->last_pos)
             continue;
+        /* Sent ahead of the cursor (priorities): read on after it. */
+        const struct op_range *a = u->acked.n ? op_ranges_find(&u->acked, seq) : NULL;
+        if (a) {
+            u->last_pos = a->hi;
+            u->jumped = true;
+            return 1;
+        }
         if (seq > u->limit_pos)
             return 1; /* not evaluated by the rules yet: its marks may still come */
         if (sync__batch_points(u->batch) >= (size_t)u->cfg.batch_points ||
@@ -257,7 +208,7 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
             if (mi == u->nmarks || u->marks[mi] != seq)
                 continue;
         }
-        if (!selected(u, name, len) || !downsample_keep(u, name, len, r.ts[i]))
+        if (!sync__uplink_selected(u, name, len) || !downsample_keep(u, name, len, r.ts[i]))
             continue;
         if (sync__batch_add(u->batch, name, len, seq, r.ts[i], r.val[i]) != OP_OK) {
             u->last_pos = seq - 1; /* retried at the next build */
@@ -268,13 +219,13 @@ static int take_record(void *ctx, const struct op_outbox_record *rec)
     return 0;
 }
 
-/* Fills the batch from the outbox after the cursor. */
-static int build(struct uplink *u)
+int sync__uplink_build(struct uplink *u, int64_t after)
 {
     sync__batch_reset(u->batch);
     downsample_rewind(u);
-    u->first_pos = u->cursor + 1;
-    u->last_pos = u->cursor;
+    u->first_pos = after + 1;
+    u->last_pos = after;
+    u->ranged = u->sparse = false;
     u->full = false;
     /* Rules mark readings after their commit: an important-only uplink
      * waits for the rules' persisted cursor, or it would pass readings
@@ -290,10 +241,11 @@ static int build(struct uplink *u)
     }
     for (;;) {
         int64_t before = u->last_pos;
+        u->jumped = false;
         int n = op_store_outbox_read(u->rd, u->last_pos, UPLINK_RECORDS_PER_READ, take_record, u);
         if (n < 0 || u->build_err)
             return n < 0 ? n : u->build_err;
-        if (u->full || n < UPLINK_RECORDS_PER_READ || u->last_pos == before)
+        if (u->full || u->last_pos == before || (n < UPLINK_RECORDS_PER_READ && !u->jumped))
             return OP_OK;
     }
 }
@@ -309,12 +261,29 @@ static void ack_done(struct op_store_write *w)
     pthread_mutex_unlock(&u->mu);
 }
 
+/* Mirrors what the store's ack did: the batch's positions join the
+ * acknowledged ones, and the cursor is their floor. */
+static void settle(struct uplink *u)
+{
+    int rc = OP_OK;
+    if (!u->sparse)
+        rc = op_ranges_add(&u->acked, u->first_pos, u->last_pos);
+    for (size_t i = 0; u->sparse && rc == OP_OK && i < u->npoints; i++)
+        rc = op_ranges_add(&u->acked, u->points[i], u->points[i]);
+    if (rc != OP_OK) /* out of memory: forget the ranges; a resend is deduplicated */
+        op_ranges_clear(&u->acked, u->w.cursor);
+    op_ranges_raise(&u->acked, u->w.cursor);
+    op_ranges_merge(&u->acked);
+    u->cursor = u->acked.floor;
+}
+
 /* Commits the cursor (and a dead letter); waits for the commit. */
 static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answer)
 {
     u->w = (struct op_store_write){
-        .op = OP_STORE_UPLINK_ACK, .uplink_name = u->cfg.name, .cursor = u->last_pos,
-        .batch_seq = seq, .first_pos = u->first_pos, .last_pos = u->last_pos,
+        .op = OP_STORE_UPLINK_ACK, .uplink_name = u->cfg.name, .batch_seq = seq,
+        .first_pos = u->first_pos, .last_pos = u->last_pos,
+        .ack_points = u->sparse ? u->points : NULL, .ack_npoints = u->sparse ? u->npoints : 0,
         .dead_status = dead_status, .dead_answer = answer,
         .dead_readings = (int64_t)sync__batch_points(u->batch), .done = ack_done, .ctx = u,
     };
@@ -330,7 +299,7 @@ static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answe
     pthread_mutex_unlock(&u->mu);
     if (u->w.rc == OP_OK) {
         downsample_commit(u);
-        u->cursor = u->last_pos;
+        settle(u);
         u->batch_seq = seq;
         atomic_store(&u->g_last_batch, seq);
     }
@@ -348,7 +317,8 @@ static void gauges(struct uplink *u)
     int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
     if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
         return;
-    atomic_store(&u->g_backlog, readings);
+    readings -= op_ranges_above(&u->acked);
+    atomic_store(&u->g_backlog, readings > 0 ? readings : 0);
     atomic_store(&u->g_backlog_bytes, bytes);
     atomic_store(&u->g_oldest_ms, oldest == INT64_MAX ? 0 : op_time_now_ms() - oldest);
 }
@@ -416,8 +386,8 @@ static bool batch_whole(struct uplink *u)
  * it waited: the loop builds it again. */
 static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
 {
-    for (int attempt = 0;; attempt++) {
-        if (attempt > 0 && !batch_whole(u)) {
+    for (int attempt = u->failures;; attempt++) {
+        if (attempt > u->failures && !batch_whole(u)) {
             OP_WARN(SYNC_SUB, "uplink %s: retention dropped part of batch %lld while it"
                               " waited; building it again from what is left",
                     u->cfg.name, (long long)seq);
@@ -426,6 +396,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         struct sync_answer a;
         u->tp->send(u->transport, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
+            u->failures = 0;
             /* The store may fail to commit the cursor (a full disk): the
              * batch is built and sent again later, and deduplicated. */
             if (ack(u, seq, 0, NULL) != OP_OK)
@@ -444,6 +415,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
                      u->cfg.name, (long long)seq, (long long)u->first_pos,
                      (long long)u->last_pos, a.status, a.answer);
             op_counter_add(u->c_dead, 1);
+            u->failures = 0;
             return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, UPLINK_ACK_RETRY_MS);
         }
         op_counter_add(u->c_failed, 1);
@@ -465,6 +437,13 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         }
         if (!nap(u->sync, wait))
             return false;
+        /* With priorities the next attempt is built again, so what came
+         * in meanwhile (marked readings, newer ones) goes first once the
+         * receiver is back; the batch number stays, the backoff goes on. */
+        if (u->cfg.priority.n > 1) {
+            u->failures = attempt + 1;
+            return true;
+        }
     }
 }
 
@@ -489,11 +468,12 @@ static void *uplink_main(void *arg)
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
         gauges(u);
-        if (build(u) != OP_OK) {
+        bool ahead = u->cfg.priority.n > 1 && sync__priority_build(u, now);
+        if (!ahead && sync__uplink_build(u, u->cursor) != OP_OK) {
             nap(u->sync, 1000);
             continue;
         }
-        if (u->last_pos == u->cursor) { /* nothing new */
+        if (!ahead && u->last_pos == u->cursor) { /* nothing new */
             pending_since = -1;
             nap(u->sync, UPLINK_IDLE_MS);
             continue;
@@ -503,8 +483,9 @@ static void *uplink_main(void *arg)
                 nap(u->sync, UPLINK_ACK_RETRY_MS);
             continue;
         }
-        /* A partial batch waits up to batch_age to fill. */
-        if (!u->full && u->cfg.batch_age_ms > 0) {
+        /* A partial batch waits up to batch_age to fill (one built ahead
+         * has waited already). */
+        if (!ahead && !u->full && u->cfg.batch_age_ms > 0) {
             if (pending_since < 0)
                 pending_since = now;
             int64_t left = u->cfg.batch_age_ms - (now - pending_since) / 1000000;
@@ -516,12 +497,12 @@ static void *uplink_main(void *arg)
         pending_since = -1;
         int64_t seq = u->batch_seq + 1;
         op_buf_reset(&msg);
+        struct sync_cover cv = { u->first_pos, u->last_pos, u->cursor, u->ranged, u->sparse };
         int rc = u->cfg.format == OP_UPLINK_JSON
-                     ? sync__batch_encode_json(u->batch, u->node, u->cfg.name, (uint64_t)seq,
-                                               u->first_pos, u->last_pos, &msg)
-                     : sync__batch_encode(u->batch, u->node, u->cfg.name, (uint64_t)seq,
-                                          u->first_pos, u->last_pos, u->sealed ? &u->seal : NULL,
-                                          &msg);
+                     ? sync__batch_encode_json(u->batch, u->node, u->cfg.name, (uint64_t)seq, &cv,
+                                               &msg)
+                     : sync__batch_encode(u->batch, u->node, u->cfg.name, (uint64_t)seq, &cv,
+                                          u->sealed ? &u->seal : NULL, &msg);
         if (rc != OP_OK) {
             OP_ERROR(SYNC_SUB, "uplink %s: cannot encode batch %lld: %s", u->cfg.name,
                      (long long)seq, op_err_str(rc));
@@ -636,6 +617,10 @@ static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_upli
                  op_err_str(rc));
         return rc;
     }
+    op_ranges_init(&u->acked, u->cursor);
+    if ((rc = op_store_uplink_ranges(u->rd, cfg->name, &u->acked)) != OP_OK)
+        return rc;
+    u->live_pending_since = -1;
     atomic_store(&u->g_last_batch, u->batch_seq);
     return OP_OK;
 }
@@ -694,6 +679,8 @@ void op_sync_stop(struct op_sync *s)
             op_free(u->ds[k].name);
         op_free(u->ds);
         op_free(u->marks);
+        op_free(u->points);
+        op_ranges_fini(&u->acked);
         pthread_mutex_destroy(&u->mu);
         pthread_cond_destroy(&u->cv);
     }

@@ -19,6 +19,7 @@
 #define WIRE_MAGIC "OPB1"
 #define WIRE_SEALED 1
 #define WIRE_ZSTD 2
+#define WIRE_RANGED 4 /* the payload ends with a trailer: floor, covers */
 #define WIRE_ZSTD_LEVEL 3
 /* The most a payload may inflate to: a bound on what a receiver allocates
  * for one batch, whatever its compressed size. */
@@ -177,11 +178,11 @@ int sync__batch_add(struct sync_batch *b, const char *name, uint32_t len, int64_
 
 /* The payload before zstd: positions, then per sensor name, count,
  * positions as deltas, and the codec frame. */
-static int payload(struct sync_batch *b, int64_t first, int64_t last, struct op_buf *out)
+static int payload(struct sync_batch *b, const struct sync_cover *cv, struct op_buf *out)
 {
-    int rc = sync__put_u64(out, (uint64_t)first);
+    int rc = sync__put_u64(out, (uint64_t)cv->first);
     if (rc == OP_OK)
-        rc = sync__put_u64(out, (uint64_t)last);
+        rc = sync__put_u64(out, (uint64_t)cv->last);
     if (rc == OP_OK)
         rc = sync__put_uvarint(out, b->ng);
     uint8_t *frame = NULL;
@@ -212,6 +213,12 @@ static int payload(struct sync_batch *b, int64_t first, int64_t last, struct op_
             rc = op_buf_append(out, frame, flen);
     }
     op_free(frame);
+    /* In the payload, so a seal covers it: a flipped flag cannot make a
+     * receiver settle positions it never got. */
+    if (rc == OP_OK && cv->ranged)
+        rc = sync__put_u64(out, (uint64_t)cv->floor);
+    if (rc == OP_OK && cv->ranged)
+        rc = op_buf_append(out, &(uint8_t){ cv->sparse ? 1 : 0 }, 1);
     return rc;
 }
 
@@ -240,12 +247,12 @@ static void bound_id(char *buf, size_t cap, const char *node, const char *uplink
 }
 
 int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplink, uint64_t seq,
-                       int64_t first_pos, int64_t last_pos, const struct op_seal_key *key,
+                       const struct sync_cover *cv, const struct op_seal_key *key,
                        struct op_buf *out)
 {
     struct op_buf pl;
     op_buf_init(&pl, WIRE_PAYLOAD_MAX);
-    int rc = payload(b, first_pos, last_pos, &pl);
+    int rc = payload(b, cv, &pl);
     size_t bound = ZSTD_compressBound(pl.len);
     char *zbuf = rc == OP_OK ? op_malloc(bound ? bound : 1) : NULL;
     if (rc == OP_OK && !zbuf)
@@ -257,7 +264,8 @@ int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplin
             rc = OP_ENOMEM;
     }
     if (rc == OP_OK)
-        rc = header(out, (key ? WIRE_SEALED : 0) | WIRE_ZSTD, node, uplink, seq);
+        rc = header(out, (key ? WIRE_SEALED : 0) | WIRE_ZSTD | (cv->ranged ? WIRE_RANGED : 0),
+                    node, uplink, seq);
     char id[OP_SYNC_NODE_MAX + OP_SYNC_NAME_MAX + 2];
     if (rc == OP_OK && key)
         bound_id(id, sizeof id, node, uplink);
@@ -269,16 +277,20 @@ int sync__batch_encode(struct sync_batch *b, const char *node, const char *uplin
 }
 
 int sync__batch_encode_json(struct sync_batch *b, const char *node, const char *uplink,
-                            uint64_t seq, int64_t first_pos, int64_t last_pos,
-                            struct op_buf *out)
+                            uint64_t seq, const struct sync_cover *cv, struct op_buf *out)
 {
     /* Sensor names are [A-Za-z0-9_.:/-] and node and uplink names are
      * checked likewise, so none needs escaping. */
     int rc = op_buf_appendf(out,
                             "{\"node\":\"%s\",\"uplink\":\"%s\",\"seq\":%llu,\"first\":%lld,"
-                            "\"last\":%lld,\"readings\":[",
-                            node, uplink, (unsigned long long)seq, (long long)first_pos,
-                            (long long)last_pos);
+                            "\"last\":%lld,",
+                            node, uplink, (unsigned long long)seq, (long long)cv->first,
+                            (long long)cv->last);
+    if (rc == OP_OK && cv->ranged)
+        rc = op_buf_appendf(out, "\"floor\":%lld,\"sparse\":%s,", (long long)cv->floor,
+                            cv->sparse ? "true" : "false");
+    if (rc == OP_OK)
+        rc = op_buf_appends(out, "\"readings\":[");
     const char *sep = "";
     for (size_t i = 0; i < b->ng && rc == OP_OK; i++) {
         struct group *g = &b->g[i];
@@ -330,7 +342,7 @@ int op_sync_header_parse(const void *msg, size_t len, struct op_sync_header *h,
         ul == 0 || ul > OP_SYNC_NAME_MAX || !sync__get_bytes(&r, ul, &up) ||
         !valid_name(up, ul) || !sync__get_u64(&r, &seq))
         return bad(d, "bad batch header (node, uplink or sequence)");
-    if (h->flags & ~(WIRE_SEALED | WIRE_ZSTD))
+    if (h->flags & ~(WIRE_SEALED | WIRE_ZSTD | WIRE_RANGED))
         return bad(d, "unknown batch flags");
     memcpy(h->node, node, nl);
     h->node[nl] = '\0';
@@ -352,7 +364,7 @@ void op_sync_batch_in_free(struct op_sync_batch_in *in)
 
 /* Walks the payload twice: once to count and check, once to fill. */
 static int parse_payload(const uint8_t *p, size_t len, const char *node, size_t max_points,
-                         struct op_sync_batch_in *in, struct op_diag *d)
+                         bool ranged, struct op_sync_batch_in *in, struct op_diag *d)
 {
     struct sync_rd r = { p, p + len, false };
     uint64_t first, last, ng;
@@ -376,6 +388,16 @@ static int parse_payload(const uint8_t *p, size_t len, const char *node, size_t 
             return bad(d, "truncated codec frame");
         total += n;
         namebytes += nl + nodelen + 1;
+    }
+    if (ranged) {
+        uint64_t floor;
+        uint8_t covers;
+        if (!sync__get_u64(&scan, &floor) || !sync__get_u8(&scan, &covers) || covers > 1 ||
+            (int64_t)floor >= (int64_t)first)
+            return bad(d, "bad trailer (floor below first, covers 0 or 1)");
+        in->ranged = true;
+        in->floor = (int64_t)floor;
+        in->sparse = covers == 1;
     }
     if (scan.p != scan.end)
         return bad(d, "trailing bytes after the last sensor group");
@@ -467,7 +489,7 @@ int op_sync_batch_decode(const struct op_sync_header *h, const struct op_seal_ke
         }
     }
     if (rc == OP_OK)
-        rc = parse_payload(body, len, h->node, max_points, in, d);
+        rc = parse_payload(body, len, h->node, max_points, (h->flags & WIRE_RANGED) != 0, in, d);
     op_free(plain);
     op_buf_fini(&opened);
     if (rc != OP_OK)

@@ -16,12 +16,16 @@ import http.server
 import importlib.util
 import json
 import math
+import os
 import random
 import re
+import signal
+import sqlite3
 import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +40,8 @@ DECODER = REPO / "docs" / "examples" / "outpost_batch.py"
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 TS0 = 1_732_200_000_000
 BATCH_RE = re.compile(r"^batch node=(\S+) uplink=(\S+) seq=(\d+) first=(-?\d+) last=(-?\d+) "
-                      r"sealed=([01]) readings=(\d+) accepted=(\d+) duplicates=(\d+)$", re.M)
+                      r"sealed=([01]) readings=(\d+) accepted=(\d+) duplicates=(\d+)"
+                      r"(?: floor=(-?\d+) sparse=([01]))?$", re.M)
 
 
 def load_decoder():
@@ -227,6 +232,51 @@ def test_sealed_edge_to_decoder(outpost_factory, decoder_factory, outpost_bin, t
     want = post_interleaved(edge, data, 500)
     check_delivery(edge, dec, want, sealed=True)
     assert "refused" not in dec.stderr()
+
+
+@pytest.mark.timeout(180)
+def test_priority_batches_to_decoder(outpost_factory, decoder_factory):
+    """With priorities the edge sends batches ahead of its cursor (marked
+    readings, then the newest); the reference receiver keeps positions as a
+    floor plus ranges and ends with every reading exactly once. The decoder
+    is stopped (SIGSTOP) while the backlog builds: the edge's requests time
+    out, and the ones the decoder reads later are answers lost."""
+    dec = decoder_factory()
+    os.kill(dec.proc.pid, signal.SIGSTOP)
+    try:
+        edge = outpost_factory(config={
+            "uplink.cloud": {"url": dec.url + "/v1/uplink", "batch_age": "50ms",
+                             "batch_points": 1000, "timeout": "1s", "backoff_min": "50ms",
+                             "backoff_max": "300ms", "priority": "important, live, backlog"},
+            "rule.hot": {"kind": "threshold", "sensors": "imp/*", "above": "30",
+                         "clear": "25", "important": "true"}})
+        data = series(2600)
+        # Marked while above 30: early in the backlog, so the newest are not.
+        data["imp/t"] = [(TS0 + i, 40.0 if 50 <= i < 90 else 20.0) for i in range(2600)]
+        want = post_interleaved(edge, data, 400)
+        db = edge.data_dir / "outpost.db"
+
+        def marked():
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as c:
+                return c.execute("SELECT count(*) FROM marks").fetchone()[0] >= 40
+        wait_until(marked, scaled(20), what="the rules to mark 40 readings")
+        time.sleep(0.5)  # past backoff_max: the retries are built with the marks
+    finally:
+        os.kill(dec.proc.pid, signal.SIGCONT)
+    wait_until(lambda: len(dec.readings()) >= len(want), scaled(60),
+               what=f"{len(want)} readings at the decoder")
+    wait_until(lambda: metric_value(edge.metrics(), "outpost_uplink_backlog_readings",
+                                    uplink="cloud") == 0, scaled(30),
+               what="the edge's backlog to drain")
+    got = dec.readings()
+    keys = [(x["sensor"], x["ts"], bits(x["value"])) for x in got]
+    assert len(keys) == len(set(keys)) == len(want), "loss or duplicates at the decoder"
+    assert sorted(keys) == sorted(want)
+    pos = [x["pos"] for x in got]
+    assert len(pos) == len(set(pos))
+    ranged = [b for b in dec.batches() if b[9] is not None]
+    assert any(b[10] == "1" for b in ranged), "an important (sparse) batch went first"
+    assert any(b[10] == "0" for b in ranged), "a live batch went ahead of the backlog"
 
 
 # ---- bodies captured from a real edge --------------------------------------

@@ -98,8 +98,46 @@ static int take(void *ctx, const struct op_outbox_record *rec)
 static int ack(struct op_store *s, const char *uplink, int64_t cursor, int64_t batch)
 {
     struct op_store_write w = { .op = OP_STORE_UPLINK_ACK, .uplink_name = uplink,
-                                .cursor = cursor, .batch_seq = batch };
+                                .first_pos = 0, .last_pos = cursor, .batch_seq = batch };
     return ts_write(s, &w);
+}
+
+/* Sent ahead of the cursor (priorities): a live range, then sparse
+ * important points; the cursor moves only once what lies between is
+ * acknowledged, and the ranges survive a restart. */
+static void test_ranges_ahead_of_the_cursor(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f, two, 1, 0);
+    assert_int_equal(ts_append(f->s, "a", 0, 1, 0, 100), OP_OK); /* seqs 1..100 */
+    struct op_store_write live = { .op = OP_STORE_UPLINK_ACK, .uplink_name = "cloud",
+                                   .first_pos = 81, .last_pos = 100, .batch_seq = 1 };
+    assert_int_equal(ts_write(f->s, &live), OP_OK);
+    assert_int_equal(live.cursor, 0);
+    const int64_t marks[3] = { 20, 21, 50 };
+    struct op_store_write imp = { .op = OP_STORE_UPLINK_ACK, .uplink_name = "cloud",
+                                  .first_pos = 20, .last_pos = 50, .ack_points = marks,
+                                  .ack_npoints = 3, .batch_seq = 2 };
+    assert_int_equal(ts_write(f->s, &imp), OP_OK);
+    assert_int_equal(imp.cursor, 0);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM uplink_ranges"), 3);
+    reopen(f, two, 1, 0);
+    struct op_ranges rs;
+    op_ranges_init(&rs, 0);
+    assert_int_equal(op_store_uplink_ranges(f->r, "cloud", &rs), OP_OK);
+    assert_int_equal(rs.n, 3);
+    assert_true(op_ranges_has(&rs, 21) && op_ranges_has(&rs, 90) && !op_ranges_has(&rs, 22));
+    op_ranges_fini(&rs);
+    int64_t head;
+    assert_int_equal(op_store_outbox_head(f->r, &head), OP_OK);
+    assert_int_equal(head, 100);
+    /* The backlog reaches the live range: all folds into the cursor. */
+    struct op_store_write back = { .op = OP_STORE_UPLINK_ACK, .uplink_name = "cloud",
+                                   .first_pos = 1, .last_pos = 80, .batch_seq = 3 };
+    assert_int_equal(ts_write(f->s, &back), OP_OK);
+    assert_int_equal(back.cursor, 100);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM uplink_ranges"), 0);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM outbox"), 0);
 }
 
 static void test_records_cursors_and_trim(void **state)
@@ -176,6 +214,49 @@ static int receive(struct op_store *s, const char *node, int64_t last_pos, const
     return rc;
 }
 
+/* A receiver keeps what it stored per (node, uplink) as a floor plus
+ * ranges: batches sent ahead of the sender's cursor, then the backlog
+ * overlapping them, then a resend of everything, store each position once. */
+static int receive_ranged(struct op_store *s, int64_t floor, bool sparse, int64_t first,
+                          int64_t last, const int64_t *pos, size_t n, int64_t *accepted)
+{
+    struct op_reading r[8];
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct op_reading){ "n1/x", 4, (int64_t)i, (double)pos[i] };
+    struct op_store_write w = { .op = OP_STORE_UPLINK_RECEIVE, .uplink_name = "cloud",
+                                .peer_node = "n1", .readings = r, .n = n, .positions = pos,
+                                .first_pos = first, .last_pos = last, .batch_seq = 1,
+                                .peer_ranged = true, .peer_floor = floor,
+                                .peer_sparse = sparse };
+    int rc = ts_write(s, &w);
+    *accepted = w.accepted;
+    return rc;
+}
+
+static void test_receive_out_of_order(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f, NULL, 0, 0);
+    int64_t acc;
+    const int64_t live[2] = { 90, 91 };
+    assert_int_equal(receive_ranged(f->s, 9, false, 90, 91, live, 2, &acc), OP_OK);
+    assert_int_equal(acc, 2);
+    const int64_t imp[2] = { 30, 60 };
+    assert_int_equal(receive_ranged(f->s, 9, true, 30, 60, imp, 2, &acc), OP_OK);
+    assert_int_equal(acc, 2);
+    assert_int_equal(receive_ranged(f->s, 9, true, 30, 60, imp, 2, &acc), OP_OK); /* resent */
+    assert_int_equal(acc, 0);
+    /* The backlog, plain: 10..91 holds the important and live ones. */
+    const int64_t back[6] = { 10, 30, 31, 60, 89, 90 };
+    assert_int_equal(receive(f->s, "n1", 91, back, 6, &acc), OP_OK);
+    assert_int_equal(acc, 3);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT last_pos FROM uplink_peers"), 91);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM uplink_peer_ranges"), 0);
+    assert_int_equal(receive(f->s, "n1", 91, back, 6, &acc), OP_OK);
+    assert_int_equal(acc, 0);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 7);
+}
+
 static void test_receive_dedups_by_position(void **state)
 {
     struct fixture *f = *state;
@@ -220,6 +301,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_cursors_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receive_dedups_by_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ranges_ahead_of_the_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receive_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_counts_unsent_drops, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

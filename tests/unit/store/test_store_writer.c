@@ -28,7 +28,7 @@ static void test_open_creates_schema(void **state)
     op_store_close(s);
 
     assert_int_equal(ts_sql_int(path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
-    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 4);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 5);
     ts_sql_text(path, "PRAGMA journal_mode", text, sizeof(text));
     assert_string_equal(text, "wal");
 
@@ -73,7 +73,7 @@ static void test_open_migrates_schema_1(void **state)
     struct op_store *s = ts_open(&o);
     assert_int_equal(ts_append(s, "old", 40, 1, 4.5, 1), OP_OK);
     op_store_close(s);
-    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 4);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 5);
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings_sorted"), 3);
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings WHERE sensor_id = 1"), 4);
     assert_int_equal(ts_sql_int(path, "SELECT seq FROM readings WHERE ts = 40"), 8);

@@ -34,6 +34,7 @@ static void test_defaults_and_values(void **state)
     struct op_diag d;
     assert_int_equal(parse("[uplink.cloud]\nurl = https://c.example/v1/uplink\n"
                            "[uplink.broker]\nurl = mqtts://b.example:8883/site/7/batches\n"
+                           "priority = live , important,backlog\n"
                            "[uplink.region]\nurl = http://10.0.0.2:8080/v1/uplink\n"
                            "sensors = line1/*, b\nimportant_only = true\ndownsample = 1m\n"
                            "batch_points = 10\nbatch_bytes = 64KiB\nbatch_age = 250ms\n"
@@ -43,6 +44,11 @@ static void test_defaults_and_values(void **state)
     assert_int_equal(n, 3);
     assert_string_equal(u[0].name, "cloud");
     assert_string_equal(u[1].url, "mqtts://b.example:8883/site/7/batches");
+    assert_int_equal(u[1].priority.n, 3);
+    assert_int_equal(u[1].priority.order[0], OP_PRIO_LIVE);
+    assert_int_equal(u[1].priority.order[1], OP_PRIO_IMPORTANT);
+    assert_int_equal(u[1].priority.order[2], OP_PRIO_BACKLOG);
+    assert_int_equal(u[0].priority.n, 1); /* the default: backlog, in position order */
     u[1] = u[2]; /* the checks below are about region */
     assert_int_equal(u[0].batch_points, 50000);
     assert_int_equal(u[0].timeout_ms, 10000);
@@ -71,6 +77,12 @@ static void test_errors_name_the_line(void **state)
         { "[uplink.c]\nurl = http://a/\nbatch_points = 0\n", 3, "out of range" },
         { "[uplink.c]\nurl = http://a/\ntimeout = soon\n", 3, "duration" },
         { "[uplink.c]\nurl = http://a/\nformat = xml\n", 3, "batch or json" },
+        { "[uplink.c]\nurl = http://a/\npriority = live\n", 3, "backlog last" },
+        { "[uplink.c]\nurl = http://a/\npriority = backlog, live\n", 3, "backlog last" },
+        { "[uplink.c]\nurl = http://a/\npriority = live, live, backlog\n", 3, "each once" },
+        { "[uplink.c]\nurl = http://a/\npriority = urgent, backlog\n", 3, "important, live" },
+        { "[uplink.c]\nurl = http://a/\npriority = live, backlog\ndownsample = 1s\n", 2,
+          "not with important_only or downsample" },
         { "\n[uplink.c]\nsensors = a\n", 3, "needs a url" },
         { "[uplink.c]\nurl = ftp://host/t\n", 2, "mqtt://" },
         { "[uplink.c]\nurl = mqtt://broker\n", 2, "host[:port]/topic" },

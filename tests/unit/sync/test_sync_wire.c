@@ -102,9 +102,8 @@ static void test_batch_round_trip(void **state)
     assert_int_equal(sync__batch_points(b), N);
     struct op_buf msg;
     op_buf_init(&msg, 1 << 24);
-    assert_int_equal(sync__batch_encode(b, "00aa11bb22cc33dd", "cloud", 7, 100, 100 + N - 1, NULL,
-                                        &msg),
-                     OP_OK);
+    struct sync_cover cv = { 100, 100 + N - 1, 99, false, false };
+    assert_int_equal(sync__batch_encode(b, "00aa11bb22cc33dd", "cloud", 7, &cv, NULL, &msg), OP_OK);
     struct op_sync_header h;
     struct op_diag d;
     assert_int_equal(op_sync_header_parse(msg.data, msg.len, &h, &d), OP_OK);
@@ -116,6 +115,7 @@ static void test_batch_round_trip(void **state)
     assert_int_equal(in.n, N);
     assert_int_equal(in.first_pos, 100);
     assert_int_equal(in.last_pos, 100 + N - 1);
+    assert_false(in.ranged); /* a plain batch stays readable by v1 receivers */
     /* Grouped per sensor, in order within each: every position once. */
     static bool seen[N];
     memset(seen, 0, sizeof seen);
@@ -160,8 +160,9 @@ static void test_sealed_batches(void **state)
     struct op_buf msg, plain;
     op_buf_init(&msg, 1 << 24);
     op_buf_init(&plain, 1 << 24);
-    assert_int_equal(sync__batch_encode(b, "n1", "cloud", 3, 100, 599, &k1, &msg), OP_OK);
-    assert_int_equal(sync__batch_encode(b, "n1", "cloud", 3, 100, 599, NULL, &plain), OP_OK);
+    struct sync_cover cv = { 100, 599, 99, false, false };
+    assert_int_equal(sync__batch_encode(b, "n1", "cloud", 3, &cv, &k1, &msg), OP_OK);
+    assert_int_equal(sync__batch_encode(b, "n1", "cloud", 3, &cv, NULL, &plain), OP_OK);
     struct op_sync_batch_in in;
     struct op_seal_key both[2] = { k2, k1 }; /* rotation: the kid picks the key */
     assert_int_equal(decode(&msg, both, 2, N, &in), OP_OK);
@@ -190,6 +191,47 @@ static void test_sealed_batches(void **state)
     sync__batch_destroy(b);
 }
 
+/* A batch sent ahead of the cursor carries its floor and what it covers
+ * inside the payload (so a seal covers them); a receiver that does not know
+ * the trailer refuses it rather than settle the wrong positions. */
+static void test_ranged_round_trip(void **state)
+{
+    (void)state;
+    struct sync_batch *b = filled_batch(300);
+    struct op_seal_key k;
+    assert_int_equal(op_sec_seal_keygen(&k), OP_OK);
+    for (int sparse = 0; sparse < 2; sparse++) {
+        struct op_buf msg;
+        op_buf_init(&msg, 1 << 24);
+        struct sync_cover cv = { 100, 399, 40, true, sparse == 1 };
+        assert_int_equal(sync__batch_encode(b, "n1", "cloud", 9, &cv, &k, &msg), OP_OK);
+        struct op_sync_batch_in in;
+        assert_int_equal(decode(&msg, &k, 1, N, &in), OP_OK);
+        assert_true(in.ranged);
+        assert_int_equal(in.sparse, sparse == 1);
+        assert_int_equal(in.floor, 40);
+        assert_int_equal(in.n, 300);
+        op_sync_batch_in_free(&in);
+        /* The ranged flag cleared in the clear header: trailing bytes. */
+        struct op_sync_header h;
+        struct op_diag d;
+        assert_int_equal(op_sync_header_parse(msg.data, msg.len, &h, &d), OP_OK);
+        msg.data[4] &= (char)~4;
+        assert_int_equal(decode(&msg, &k, 1, N, &in), OP_ECORRUPT);
+        op_buf_fini(&msg);
+    }
+    /* A floor at or past first is not a batch ahead of anything. */
+    struct op_buf msg;
+    op_buf_init(&msg, 1 << 24);
+    struct sync_cover bad = { 100, 399, 100, true, false };
+    assert_int_equal(sync__batch_encode(b, "n1", "cloud", 9, &bad, NULL, &msg), OP_OK);
+    struct op_sync_batch_in in;
+    assert_int_equal(decode(&msg, NULL, 0, N, &in), OP_ECORRUPT);
+    op_buf_fini(&msg);
+    op_sec_seal_key_wipe(&k);
+    sync__batch_destroy(b);
+}
+
 static void test_json_form(void **state)
 {
     (void)state;
@@ -200,12 +242,18 @@ static void test_json_form(void **state)
     assert_int_equal(sync__batch_add(b, "a", 1, 7, 1002, 3), OP_OK);
     struct op_buf out;
     op_buf_init(&out, 4096);
-    assert_int_equal(sync__batch_encode_json(b, "n1", "cloud", 2, 5, 7, &out), OP_OK);
+    struct sync_cover cv = { 5, 7, 4, false, false };
+    assert_int_equal(sync__batch_encode_json(b, "n1", "cloud", 2, &cv, &out), OP_OK);
     assert_string_equal(out.data,
                         "{\"node\":\"n1\",\"uplink\":\"cloud\",\"seq\":2,\"first\":5,\"last\":7,"
                         "\"readings\":[{\"sensor\":\"a\",\"ts\":1000,\"value\":1.5,\"pos\":5},"
                         "{\"sensor\":\"a\",\"ts\":1002,\"value\":3,\"pos\":7},"
                         "{\"sensor\":\"b\",\"ts\":1001,\"value\":-2,\"pos\":6}]}");
+    /* Sent ahead of the cursor (priorities): the floor and what it covers. */
+    op_buf_reset(&out);
+    cv = (struct sync_cover){ 5, 7, 2, true, true };
+    assert_int_equal(sync__batch_encode_json(b, "n1", "cloud", 3, &cv, &out), OP_OK);
+    assert_non_null(strstr(out.data, "\"last\":7,\"floor\":2,\"sparse\":true,\"readings\""));
     op_buf_fini(&out);
     sync__batch_destroy(b);
 }
@@ -238,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_batch_round_trip),
         cmocka_unit_test(test_sealed_batches),
+        cmocka_unit_test(test_ranged_round_trip),
         cmocka_unit_test(test_json_form),
         cmocka_unit_test(test_bad_headers),
     };
