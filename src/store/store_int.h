@@ -155,6 +155,7 @@ enum store_wstmt {
     W_PEER_RANGES_GET,
     W_PEER_RANGES_DEL,
     W_PEER_RANGES_ADD,
+    W_OUTBOX_ACKED_DROPPED,
     W_STMT_COUNT
 };
 

@@ -57,6 +57,13 @@ const char *const store__outbox_wsql[W_STMT_COUNT] = {
     [W_PEER_RANGES_DEL] = "DELETE FROM uplink_peer_ranges WHERE node = ?1 AND uplink = ?2",
     [W_PEER_RANGES_ADD] = "INSERT INTO uplink_peer_ranges(node, uplink, lo, hi)"
                           " VALUES(?1, ?2, ?3, ?4)",
+    /* Readings of lo..hi (acknowledged ahead of the cursor) in the records
+     * about to be dropped; a record holding lo starts at most
+     * OP_OUTBOX_RECORD_MAX - 1 before it, which bounds the scan by key. */
+    [W_OUTBOX_ACKED_DROPPED] = "SELECT coalesce(sum(min(seq_lo + n - 1, ?3) - max(seq_lo, ?2) + 1),"
+                               " 0) FROM outbox WHERE seq_lo BETWEEN ?2 - " STORE_STR(
+                                   OP_OUTBOX_RECORD_MAX) " AND ?3 AND seq_lo + n - 1 >= ?2"
+                               " AND ts_max < ?1",
 };
 
 const char *const store__outbox_rsql[R_STMT_COUNT] = {
@@ -524,6 +531,29 @@ static int uplink_cursor(struct op_store *s, const char *name, int64_t *cursor, 
 /* Drops the records whose readings are all older than bound, noting per
  * uplink the readings it had not sent; they are counted (and logged) only
  * once the step commits (store__outbox_retention_committed). */
+/* Readings in the records older than bound that the uplink's receiver
+ * acknowledged ahead of its cursor (priorities): sent, so not dropped. */
+static int acked_dropped(struct op_store *s, const char *name, int64_t bound, int64_t *acked)
+{
+    struct op_ranges rs;
+    op_ranges_init(&rs, INT64_MIN);
+    int rc = ranges_read(s, W_RANGES_GET, name, NULL, &rs);
+    sqlite3_stmt *st = s->wstmt[W_OUTBOX_ACKED_DROPPED];
+    for (size_t k = 0; rc == OP_OK && k < rs.n; k++) {
+        sqlite3_bind_int64(st, 1, bound);
+        sqlite3_bind_int64(st, 2, rs.r[k].lo);
+        sqlite3_bind_int64(st, 3, rs.r[k].hi);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            *acked += sqlite3_column_int64(st, 0);
+        else
+            rc = store__err(s->wdb, src, 0);
+        sqlite3_reset(st);
+    }
+    op_ranges_fini(&rs);
+    return rc;
+}
+
 static int drop_older(struct op_store *s, int64_t bound, int reason)
 {
     for (size_t i = 0; i < s->opts.nuplinks; i++) {
@@ -542,7 +572,10 @@ static int drop_older(struct op_store *s, int64_t bound, int reason)
         sqlite3_reset(st);
         if (src != SQLITE_ROW)
             return store__err(s->wdb, src, 0);
-        s->ob_lost[i * 2 + (size_t)reason] += lost;
+        int64_t acked = 0;
+        if (lost > 0 && (rc = acked_dropped(s, s->opts.uplinks[i], bound, &acked)) != OP_OK)
+            return rc;
+        s->ob_lost[i * 2 + (size_t)reason] += lost - acked;
     }
     sqlite3_stmt *st = s->wstmt[W_OUTBOX_DROP];
     sqlite3_bind_int64(st, 1, bound);

@@ -296,6 +296,34 @@ static void test_retention_counts_unsent_drops(void **state)
     assert_int_equal(ts_sql_int(f->dir, "SELECT n FROM outbox"), 1);
 }
 
+static bool dropped_one(void *ctx)
+{
+    (void)ctx;
+    return ts_metric("outpost_uplink_dropped_readings_total{uplink=\"cloud\",reason=\"age\"}") >=
+           1;
+}
+
+/* A reading acknowledged ahead of the cursor (priorities) was sent: when
+ * retention drops its record it is not counted as dropped. */
+static void test_retention_skips_readings_sent_ahead(void **state)
+{
+    struct fixture *f = *state;
+    reopen(f, two, 1, 60000);
+    int64_t cursor, batch;
+    assert_int_equal(op_store_uplink_get(f->r, "cloud", &cursor, &batch), OP_OK);
+    int64_t now = op_time_now_ms();
+    assert_int_equal(ts_append(f->s, "a", now - 3600000, 1, 0, 3), OP_OK); /* old, one record */
+    struct op_store_write w = { .op = OP_STORE_UPLINK_ACK, .uplink_name = "cloud",
+                                .first_pos = cursor + 3, .last_pos = cursor + 3, .batch_seq = 1 };
+    assert_int_equal(ts_write(f->s, &w), OP_OK);
+    assert_int_equal(w.cursor, cursor); /* cursor + 1 and + 2 are not acknowledged */
+    assert_int_equal(ts_append(f->s, "a", now, 1, 5, 1), OP_OK);
+    assert_true(ts_poll(dropped_one, NULL, 10000));
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM outbox"), 1);
+    assert_int_equal(
+        ts_metric("outpost_uplink_dropped_readings_total{uplink=\"cloud\",reason=\"age\"}"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ranges_ahead_of_the_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receive_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_counts_unsent_drops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_skips_readings_sent_ahead, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
