@@ -68,7 +68,8 @@ void op_ranges_merge(struct op_ranges *s)
 {
     if (s->merged)
         return;
-    qsort(s->r, s->n, sizeof(*s->r), by_lo);
+    if (s->n > 1)
+        qsort(s->r, s->n, sizeof(*s->r), by_lo);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         struct op_range c = s->r[i];
