@@ -98,15 +98,16 @@ static void round_trip(const uint8_t *p, size_t n)
     for (int sealed = 0; sealed < 2; sealed++) {
         struct op_buf msg;
         op_buf_init(&msg, 1 << 22);
-        if (sync__batch_encode(batch, "node1", "up", 9, 10, 10 + (int64_t)k - 1,
-                               sealed ? &key : NULL, &msg) != OP_OK)
+        /* The sealed one is also ranged (sent ahead of a cursor at 5). */
+        struct sync_cover cv = { 10, 10 + (int64_t)k - 1, 5, sealed == 1, false };
+        if (sync__batch_encode(batch, "node1", "up", 9, &cv, sealed ? &key : NULL, &msg) != OP_OK)
             abort();
         struct op_sync_header h;
         struct op_diag d;
         struct op_sync_batch_in in;
         if (op_sync_header_parse(msg.data, msg.len, &h, &d) != OP_OK ||
             op_sync_batch_decode(&h, sealed ? &key : NULL, sealed, 4096, &in, &d) != OP_OK ||
-            in.n != k)
+            in.n != k || in.ranged != (sealed == 1) || (in.ranged && in.floor != 5))
             abort();
         for (size_t i = 0; i < in.n; i++) {
             size_t at = (size_t)(in.positions[i] - 10);
