@@ -323,6 +323,13 @@ static int section_line(struct load_ctx *lc, struct op_config_sections *rs, cons
                     OP_CONFIG_SECTION_LINES, kind);
         return OP_EINVAL;
     }
+    /* libinih hands "= value" over with an empty key; printed back it
+     * would read as the previous key's continuation line. */
+    if (!key[0]) {
+        op_diag_set(lc->d, "invalid_config", "a line in [%s.%.64s] has no key before '='", kind,
+                    rule);
+        return OP_EINVAL;
+    }
     struct op_config_section_line *l = &rs->items[rs->n];
     if (!rule[0] || strlen(rule) >= sizeof l->name || strlen(key) >= sizeof l->key ||
         strlen(value) >= sizeof l->value) {

@@ -68,6 +68,7 @@ static void test_errors_name_line_and_key(void **state)
         { "[rules]\nwebhook_url = http:///nohost\n", 2, "rules.webhook_url" },
         { "[rules]\nwebhook_url = https://a b/\n", 2, "rules.webhook_url" },
         { "[rules]\nwebhook_queue = 0\n", 2, "rules.webhook_queue" },
+        { "[uplink.c]\nurl = http://a/\n= v\n", 3, "" }, /* found by fuzz_config */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(cases[i].text);
