@@ -148,3 +148,43 @@ def assert_exact_set(rx, node, acked):
         assert len(g) == len(set(g)), f"{s}: duplicates"
         assert sorted(g) == sorted(rows), f"{s}: {len(g)} stored, {len(rows)} acknowledged"
     assert set(got) <= set(acked)
+
+
+@pytest.mark.timeout(size(180, 1800))
+def test_answers_lost_and_both_restarted_with_priorities(outpost_factory, uplink_fake):
+    """Batches sent ahead of the cursor meet the faults of the matrix: a
+    receiver that commits and never answers (twice, so a ranged batch is
+    resent and rebuilt), then both sides killed mid-upload round after
+    round. Every acknowledged reading is stored exactly once."""
+    from fakes.uplink import FORWARD, FORWARD_DROP
+    hold = PortHold()
+    try:
+        rx = outpost_factory(config=receiver_config(hold.port), name="rx")
+        fake = uplink_fake(upstream=f"http://127.0.0.1:{hold.port}/v1/uplink",
+                           script=[FORWARD_DROP, FORWARD, FORWARD_DROP])
+        edge = priority_edge(outpost_factory, fake.url)
+        node = node_id(edge)
+        led = Ledger(["r/a", "r/b", "imp/t"])
+        hot = lambda s, k: TS0 + k * 250 + (7 if s == "imp/t" else 0)  # noqa: E731
+        rounds = size(3, 15)
+        for k in range(rounds):
+            before = metric(rx, "outpost_receiver_readings_total", result="stored")
+            led.ingest(edge, size(900, 4000), ts=hot)
+            wait_until(lambda: metric(rx, "outpost_receiver_readings_total", result="stored")
+                       > before or edge_pending(edge) == 0, scaled(30),
+                       what="the upload to be under way")
+            rx.kill9()
+            edge.kill9()
+            edge.restart()
+            led.ingest(edge, size(300, 1500), ts=hot)
+            rx.restart()
+        settle(edge, rx, node, led.total)
+        assert_exact_set(rx, node, led.acked)
+        recs = fake.snapshot()
+        assert [r["action"] for r in recs[:3]] == [FORWARD_DROP, FORWARD, FORWARD_DROP]
+        # Batches went ahead of the cursor (flags bit 2: ranged), the first
+        # of them answered never.
+        assert recs[0]["raw"][4] & 4, "the first batch is the marked readings'"
+        assert sum(1 for r in recs if r["raw"][4] & 4) >= 2
+    finally:
+        hold.close()
