@@ -101,6 +101,35 @@ size_t op_config_section_kv(const struct op_config_sections *rs, const char *nam
  * i and take those to visit each section once, in file order. */
 bool op_config_section_first(const struct op_config_sections *rs, int i);
 
+/* One typed key of a configuration table: core's (core_config.c) and the
+ * ones of named sections ([uplink.NAME], sync_config.c) share the parsing,
+ * the bounds and the error wording. */
+enum op_config_type {
+    OP_T_STR,      /* text of at most size - 1 bytes */
+    OP_T_INT,      /* integer in [min, max] (0 also when min is 0: "off") */
+    OP_T_SIZE,     /* 4096, 64KiB, 4MiB ..., bounds as OP_T_INT */
+    OP_T_DURATION, /* 500ms, 30s, 2h, 7d: milliseconds, bounds as OP_T_INT */
+    OP_T_ENUM,     /* one of choices: its index, as an int */
+    OP_T_BOOL,     /* true | false */
+    OP_T_LIST,     /* repeatable: appended to a struct op_config_list */
+    OP_T_URL,      /* http:// or https:// with a host, as OP_T_STR */
+};
+struct op_config_field {
+    const char *name; /* "section.key", or "key" at top level */
+    enum op_config_type type;
+    size_t offset;
+    size_t size; /* OP_T_STR, OP_T_URL: the buffer's size */
+    const char *def;
+    int64_t min, max;
+    const char *const *choices; /* OP_T_ENUM, NULL-terminated */
+    bool reloadable;
+    const char *help;
+};
+/* Sets field f of the struct at base from text v. OP_EINVAL or OP_ERANGE
+ * with d naming the field and the reason. */
+int op_config_field_set(void *base, const struct op_config_field *f, const char *v,
+                        struct op_diag *d);
+
 /* The effective configuration. Every field has an entry in the key table
  * in core_config.c, which holds its default, bounds and help. */
 struct op_config {

@@ -52,7 +52,7 @@ struct op_uplink_cfg {
     int64_t batch_bytes;      /* raw bytes (name + 16 per reading) per batch at most */
     int64_t batch_age_ms;     /* how long a partial batch waits to fill */
     int64_t bandwidth;        /* bytes/s on the wire; 0 = unlimited */
-    enum op_uplink_format format;
+    int format;                         /* enum op_uplink_format (an int for the config table) */
     struct op_uplink_priority priority; /* default: backlog only (position order) */
     char seal_key[512];       /* path of a sealing key; "" = not sealed */
     char token[256];          /* bearer token for the receiver; "" = none */

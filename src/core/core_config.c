@@ -15,20 +15,6 @@
 #include "outpost/core.h"
 #include "outpost/err.h"
 
-enum key_type { T_STR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_BOOL, T_LIST, T_URL };
-
-struct key {
-    const char *name; /* "section.key", or "key" at top level */
-    enum key_type type;
-    size_t offset;
-    size_t size;      /* T_STR buffer size */
-    const char *def;
-    int64_t min, max;
-    const char *const *choices; /* T_ENUM, NULL-terminated */
-    bool reloadable;
-    const char *help;
-};
-
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const sync_modes[] = { "full", "normal", NULL };
 static const char *const tls_versions[] = { "1.3", "1.2", NULL };
@@ -39,78 +25,79 @@ static const char *const tls_versions[] = { "1.3", "1.2", NULL };
 #define MB (1024LL * 1024)
 #define DAY (86400000LL)
 
-static const struct key keys[] = {
-    { "listen", T_STR, STR(listen), "127.0.0.1:8080", 0, 0, NULL, false,
+static const struct op_config_field keys[] = {
+    { "listen", OP_T_STR, STR(listen), "127.0.0.1:8080", 0, 0, NULL, false,
       "address and port to serve HTTP on (port 0 picks a free one)" },
-    { "data_dir", T_STR, STR(data_dir), "./outpost-data", 0, 0, NULL, false,
+    { "data_dir", OP_T_STR, STR(data_dir), "./outpost-data", 0, 0, NULL, false,
       "directory holding the database" },
-    { "log_level", T_ENUM, OFF(log_level), 0, "info", 0, 0, log_levels, true,
+    { "log_level", OP_T_ENUM, OFF(log_level), 0, "info", 0, 0, log_levels, true,
       "error | warn | info | debug" },
-    { "user", T_STR, STR(user), "", 0, 0, NULL, false,
+    { "user", OP_T_STR, STR(user), "", 0, 0, NULL, false,
       "when started as root, run as this user once the port is bound (before the store opens)" },
-    { "insecure_bind", T_BOOL, OFF(insecure_bind), 0, "false", 0, 0, NULL, false,
+    { "insecure_bind", OP_T_BOOL, OFF(insecure_bind), 0, "false", 0, 0, NULL, false,
       "allow a non-loopback listen address without TLS and credentials (loudly)" },
-    { "http.max_body", T_SIZE, OFF(http_max_body), 0, "1MiB", 64, 256 * MB, NULL, false,
+    { "http.max_body", OP_T_SIZE, OFF(http_max_body), 0, "1MiB", 64, 256 * MB, NULL, false,
       "largest request body accepted (413 above)" },
-    { "http.max_batch", T_INT, OFF(http_max_batch), 0, "10000", 1, 1000000, NULL, false,
+    { "http.max_batch", OP_T_INT, OFF(http_max_batch), 0, "10000", 1, 1000000, NULL, false,
       "most readings in one request (413 above)" },
-    { "http.max_connections", T_INT, OFF(http_max_conns), 0, "1024", 1, 65536, NULL, false,
+    { "http.max_connections", OP_T_INT, OFF(http_max_conns), 0, "1024", 1, 65536, NULL, false,
       "connections served at once; more are refused" },
-    { "http.max_inflight", T_SIZE, OFF(http_max_inflight), 0, "16MiB", 64 * KB, 4096 * MB, NULL,
+    { "http.max_inflight", OP_T_SIZE, OFF(http_max_inflight), 0, "16MiB", 64 * KB, 4096 * MB, NULL,
       false, "request body bytes held at once over all connections (503 above)" },
-    { "http.timeout", T_DURATION, OFF(http_timeout_ms), 0, "30s", 1000, DAY, NULL, false,
+    { "http.timeout", OP_T_DURATION, OFF(http_timeout_ms), 0, "30s", 1000, DAY, NULL, false,
       "a connection idle this long (slow headers or body included) is closed" },
-    { "http.threads", T_INT, OFF(http_threads), 0, "1", 1, 64, NULL, false,
+    { "http.threads", OP_T_INT, OFF(http_threads), 0, "1", 1, 64, NULL, false,
       "HTTP event-loop threads" },
-    { "store.sync", T_ENUM, OFF(sync_mode), 0, "full", 0, 0, sync_modes, false,
+    { "store.sync", OP_T_ENUM, OFF(sync_mode), 0, "full", 0, 0, sync_modes, false,
       "full: acknowledged readings survive power loss; normal: survive a process crash" },
-    { "store.queue_bytes", T_SIZE, OFF(queue_max_bytes), 0, "4MiB", 1, 4096 * MB, NULL, false,
+    { "store.queue_bytes", OP_T_SIZE, OFF(queue_max_bytes), 0, "4MiB", 1, 4096 * MB, NULL, false,
       "cap on bytes waiting for the writer (503 above)" },
-    { "store.readers", T_INT, OFF(store_readers), 0, "2", 1, 64, NULL, false,
+    { "store.readers", OP_T_INT, OFF(store_readers), 0, "2", 1, 64, NULL, false,
       "reader threads for queries" },
-    { "store.retention_age", T_DURATION, OFF(retention_age_ms), 0, "0", 0, 100000 * DAY, NULL,
+    { "store.retention_age", OP_T_DURATION, OFF(retention_age_ms), 0, "0", 0, 100000 * DAY, NULL,
       false, "delete readings older than this (0 keeps them forever)" },
-    { "store.retention_bytes", T_SIZE, OFF(retention_bytes), 0, "0", 0, INT64_MAX / 2, NULL,
+    { "store.retention_bytes", OP_T_SIZE, OFF(retention_bytes), 0, "0", 0, INT64_MAX / 2, NULL,
       false, "keep the database under this size, oldest readings first (0: no quota)" },
-    { "store.retention_interval", T_DURATION, OFF(retention_interval_ms), 0, "1s", 10, DAY, NULL,
+    { "store.retention_interval", OP_T_DURATION, OFF(retention_interval_ms), 0, "1s", 10, DAY, NULL,
       false, "how often retention deletes a bounded chunk" },
-    { "tls.cert", T_STR, STR(tls_cert), "", 0, 0, NULL, false,
+    { "tls.cert", OP_T_STR, STR(tls_cert), "", 0, 0, NULL, false,
       "PEM certificate (chain) for HTTPS; empty serves plain HTTP" },
-    { "tls.key", T_STR, STR(tls_key), "", 0, 0, NULL, false, "PEM private key of tls.cert" },
-    { "tls.client_ca", T_STR, STR(tls_client_ca), "", 0, 0, NULL, false,
+    { "tls.key", OP_T_STR, STR(tls_key), "", 0, 0, NULL, false, "PEM private key of tls.cert" },
+    { "tls.client_ca", OP_T_STR, STR(tls_client_ca), "", 0, 0, NULL, false,
       "PEM CA certificate(s); when set, clients must present a certificate it signed" },
-    { "tls.min_version", T_ENUM, OFF(tls_min_version), 0, "1.3", 0, 0, tls_versions, false,
+    { "tls.min_version", OP_T_ENUM, OFF(tls_min_version), 0, "1.3", 0, 0, tls_versions, false,
       "oldest TLS version accepted: 1.3 | 1.2" },
-    { "auth.token", T_LIST, OFF(auth_tokens), 0, "", 0, 0, NULL, false,
+    { "auth.token", OP_T_LIST, OFF(auth_tokens), 0, "", 0, 0, NULL, false,
       "NAME ROLE sha256:HEX, one per line (from `outpost token create`)" },
-    { "auth.cert_role", T_LIST, OFF(auth_cert_roles), 0, "", 0, 0, NULL, false,
+    { "auth.cert_role", OP_T_LIST, OFF(auth_cert_roles), 0, "", 0, 0, NULL, false,
       "CN ROLE: the role of a verified client certificate, one per line" },
-    { "auth.max_failures", T_INT, OFF(auth_max_failures), 0, "10", 1, 1000000, NULL, false,
+    { "auth.max_failures", OP_T_INT, OFF(auth_max_failures), 0, "10", 1, 1000000, NULL, false,
       "failed authentications from one address before it gets 429" },
-    { "auth.failure_window", T_DURATION, OFF(auth_failure_window_ms), 0, "1m", 1000, DAY, NULL,
+    { "auth.failure_window", OP_T_DURATION, OFF(auth_failure_window_ms), 0, "1m", 1000, DAY, NULL,
       false, "the window those failures are counted in, and how long 429 lasts" },
-    { "rules.webhook_url", T_URL, STR(rules_webhook_url), "", 0, 0, NULL, false,
+    { "rules.webhook_url", OP_T_URL, STR(rules_webhook_url), "", 0, 0, NULL, false,
       "POST every alert event here as JSON (http:// or https://; empty: no webhook)" },
-    { "rules.webhook_timeout", T_DURATION, OFF(rules_webhook_timeout_ms), 0, "5s", 100,
+    { "rules.webhook_timeout", OP_T_DURATION, OFF(rules_webhook_timeout_ms), 0, "5s", 100,
       300000, NULL, false, "time allowed for one webhook request (connect included)" },
-    { "rules.webhook_queue", T_INT, OFF(rules_webhook_queue), 0, "1024", 1, 1000000, NULL,
+    { "rules.webhook_queue", OP_T_INT, OFF(rules_webhook_queue), 0, "1024", 1, 1000000, NULL,
       false, "alert events held for the webhook; when full the oldest is dropped (counted)" },
-    { "rules.webhook_ca", T_STR, STR(rules_webhook_ca), "", 0, 0, NULL, false,
+    { "rules.webhook_ca", OP_T_STR, STR(rules_webhook_ca), "", 0, 0, NULL, false,
       "PEM CA file to verify an https webhook with (empty: the system CA bundle)" },
-    { "rules.webhook_token", T_STR, STR(rules_webhook_token), "", 0, 0, NULL, false,
-      "sent to the webhook as `Authorization: Bearer TOKEN` (empty: no header)" },    { "receiver.seal_key", T_LIST, OFF(receiver_seal_keys), 0, "", 0, 0, NULL, false,
+    { "rules.webhook_token", OP_T_STR, STR(rules_webhook_token), "", 0, 0, NULL, false,
+      "sent to the webhook as `Authorization: Bearer TOKEN` (empty: no header)" },
+    { "receiver.seal_key", OP_T_LIST, OFF(receiver_seal_keys), 0, "", 0, 0, NULL, false,
       "sealing key file(s) that open sealed uplink batches; with any, unsealed ones are refused" },
-    { "receiver.max_body", T_SIZE, OFF(receiver_max_body), 0, "64MiB", 1024, 1024 * MB, NULL,
+    { "receiver.max_body", OP_T_SIZE, OFF(receiver_max_body), 0, "64MiB", 1024, 1024 * MB, NULL,
       false, "largest uplink batch POST /v1/uplink accepts (bytes on the wire)" },
-    { "receiver.max_points", T_INT, OFF(receiver_max_points), 0, "1000000", 1, 16777216, NULL,
+    { "receiver.max_points", OP_T_INT, OFF(receiver_max_points), 0, "1000000", 1, 16777216, NULL,
       false, "most readings one uplink batch may hold" },
-    { "receiver.bind_node", T_BOOL, OFF(receiver_bind_node), 0, "false", 0, 0, NULL, false,
+    { "receiver.bind_node", OP_T_BOOL, OFF(receiver_bind_node), 0, "false", 0, 0, NULL, false,
       "a batch's node id must equal the sender's token name or certificate CN" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const struct key *find_key(const char *name)
+static const struct op_config_field *find_key(const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
         if (!strcmp(keys[i].name, name))
@@ -118,14 +105,10 @@ static const struct key *find_key(const char *name)
     return NULL;
 }
 
-static int64_t *i64_field(struct op_config *cfg, const struct key *k)
-{
-    return (int64_t *)((char *)cfg + k->offset);
-}
 
 /* Appends one value of a repeatable key; an empty default adds nothing. */
-static int list_append(struct op_config_list *l, const struct key *k, const char *v, size_t len,
-                       struct op_diag *d)
+static int list_append(struct op_config_list *l, const struct op_config_field *k, const char *v,
+                       size_t len, struct op_diag *d)
 {
     if (!len)
         return OP_OK;
@@ -157,52 +140,58 @@ static bool url_ok(const char *v)
     return true;
 }
 
-static int set_value(struct op_config *cfg, const struct key *k, const char *v, struct op_diag *d)
+int op_config_field_set(void *base, const struct op_config_field *k, const char *v,
+                        struct op_diag *d)
 {
+    char *cfg = base;
     size_t len = strlen(v);
     int64_t n = 0;
     int rc = OP_OK;
     snprintf(d->field, sizeof d->field, "%s", k->name);
-    if (k->type == T_URL && len && !url_ok(v)) {
+    if (k->type == OP_T_URL && len && !url_ok(v)) {
         op_diag_set(d, "invalid_config",
                     "%s: '%.200s' is not an http:// or https:// URL with a host", k->name, v);
         return OP_EINVAL;
     }
     switch (k->type) {
-    case T_URL: /* a string once its shape is checked */
-    case T_STR:
+    case OP_T_URL: /* a string once its shape is checked */
+    case OP_T_STR:
         if (len >= k->size) {
             op_diag_set(d, "invalid_config", "%s: value longer than %zu bytes", k->name,
                         k->size - 1);
             return OP_EINVAL;
         }
-        memcpy((char *)cfg + k->offset, v, len + 1);
+        memcpy(cfg + k->offset, v, len + 1);
         return OP_OK;
-    case T_BOOL:
+    case OP_T_BOOL:
         if (!strcmp(v, "true") || !strcmp(v, "false")) {
-            *(bool *)((char *)cfg + k->offset) = v[0] == 't';
+            *(bool *)(cfg + k->offset) = v[0] == 't';
             return OP_OK;
         }
         op_diag_set(d, "invalid_config", "%s: '%s' is not true or false", k->name, v);
         return OP_EINVAL;
-    case T_LIST:
-        return list_append((struct op_config_list *)((char *)cfg + k->offset), k, v, len, d);
-    case T_ENUM:
+    case OP_T_LIST:
+        return list_append((struct op_config_list *)(cfg + k->offset), k, v, len, d);
+    case OP_T_ENUM: {
+        char allowed[160] = "";
         for (int i = 0; k->choices[i]; i++) {
             if (!strcmp(v, k->choices[i])) {
-                *(int *)((char *)cfg + k->offset) = i;
+                *(int *)(cfg + k->offset) = i;
                 return OP_OK;
             }
+            size_t at = strlen(allowed);
+            snprintf(allowed + at, sizeof allowed - at, "%s%s", i ? ", " : "", k->choices[i]);
         }
-        op_diag_set(d, "invalid_config", "%s: '%s' is not one of the allowed values", k->name, v);
+        op_diag_set(d, "invalid_config", "%s: '%.64s' is not one of: %s", k->name, v, allowed);
         return OP_EINVAL;
-    case T_INT:
+    }
+    case OP_T_INT:
         rc = op_parse_i64(v, len, &n);
         break;
-    case T_SIZE:
+    case OP_T_SIZE:
         rc = op_parse_size(v, len, &n);
         break;
-    case T_DURATION:
+    case OP_T_DURATION:
         rc = op_parse_duration_ms(v, len, &n);
         break;
     }
@@ -218,7 +207,7 @@ static int set_value(struct op_config *cfg, const struct key *k, const char *v, 
                     (long long)k->min, (long long)k->max);
         return OP_ERANGE;
     }
-    *i64_field(cfg, k) = n;
+    *(int64_t *)(cfg + k->offset) = n;
     return OP_OK;
 }
 
@@ -229,19 +218,19 @@ void op_config_defaults(struct op_config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         op_diag_clear(&d);
         /* The defaults are constants checked by the unit tests. */
-        (void)set_value(cfg, &keys[i], keys[i].def, &d);
+        (void)op_config_field_set(cfg, &keys[i], keys[i].def, &d);
     }
 }
 
 int op_config_set(struct op_config *cfg, const char *key, const char *value, struct op_diag *d)
 {
-    const struct key *k = find_key(key);
+    const struct op_config_field *k = find_key(key);
     if (!k) {
         snprintf(d->field, sizeof d->field, "%s", key);
         op_diag_set(d, "unknown_key", "unknown key '%s'", key);
         return OP_EINVAL;
     }
-    return set_value(cfg, k, value, d);
+    return op_config_field_set(cfg, k, value, d);
 }
 
 /* inih hands us lines through this reader so we always know the line. */
@@ -421,10 +410,12 @@ int op_config_apply_reloadable(struct op_config *dst, const struct op_config *sr
 {
     int changed = 0;
     for (size_t i = 0; i < NKEYS; i++) {
-        const struct key *k = &keys[i];
+        const struct op_config_field *k = &keys[i];
         if (!k->reloadable)
             continue;
-        size_t n = k->type == T_STR || k->type == T_URL ? k->size : k->type == T_ENUM ? sizeof(int) : sizeof(int64_t);
+        size_t n = k->type == OP_T_STR || k->type == OP_T_URL ? k->size
+                   : k->type == OP_T_ENUM                     ? sizeof(int)
+                                                              : sizeof(int64_t);
         if (memcmp((char *)dst + k->offset, (const char *)src + k->offset, n)) {
             memcpy((char *)dst + k->offset, (const char *)src + k->offset, n);
             changed++;
@@ -433,26 +424,26 @@ int op_config_apply_reloadable(struct op_config *dst, const struct op_config *sr
     return changed;
 }
 
-static void print_value(const struct op_config *cfg, const struct key *k, FILE *out)
+static void print_value(const struct op_config *cfg, const struct op_config_field *k, FILE *out)
 {
     const char *base = (const char *)cfg + k->offset;
-    if (k->type == T_STR || k->type == T_URL)
+    if (k->type == OP_T_STR || k->type == OP_T_URL)
         fprintf(out, "%s", base);
-    else if (k->type == T_ENUM)
+    else if (k->type == OP_T_ENUM)
         fprintf(out, "%s", k->choices[*(const int *)base]);
-    else if (k->type == T_BOOL)
+    else if (k->type == OP_T_BOOL)
         fputs(*(const bool *)base ? "true" : "false", out);
     else
         fprintf(out, "%lld", (long long)*(const int64_t *)base);
-    if (k->type == T_DURATION)
+    if (k->type == OP_T_DURATION)
         fputs("ms", out);
 }
 
-static void print_key(const struct op_config *cfg, const struct key *k, const char *shortname,
-                      FILE *out)
+static void print_key(const struct op_config *cfg, const struct op_config_field *k,
+                      const char *shortname, FILE *out)
 {
     fprintf(out, "# %s (default %s)\n", k->help, k->def[0] ? k->def : "empty");
-    if (k->type != T_LIST) {
+    if (k->type != OP_T_LIST) {
         fprintf(out, "%s = ", shortname);
         print_value(cfg, k, out);
         fputc('\n', out);
@@ -501,7 +492,7 @@ void op_config_print(const struct op_config *cfg, FILE *out)
     const char *cur_section = "";
     size_t cur_len = 0;
     for (size_t i = 0; i < NKEYS; i++) {
-        const struct key *k = &keys[i];
+        const struct op_config_field *k = &keys[i];
         const char *dot = strchr(k->name, '.');
         size_t slen = dot ? (size_t)(dot - k->name) : 0;
         if (slen != cur_len || strncmp(k->name, cur_section, slen)) {

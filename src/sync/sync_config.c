@@ -13,46 +13,43 @@
 #define UPLINK_KEYS_MAX 32
 #define UPLINKS_MAX 16
 
-enum ktype { K_STR, K_BOOL, K_DURATION, K_SIZE, K_INT, K_FORMAT, K_PRIORITY };
+static const char *const formats[] = { "batch", "json", NULL }; /* enum op_uplink_format */
 
-struct ukey {
-    const char *name;
-    enum ktype type;
-    size_t off, size; /* size: string capacity */
-    const char *def;
-    int64_t min, max;
-};
-
+/* Typed and bounded by core (op_config_field_set), as the file's other
+ * keys are; `priority` is parsed here. */
 #define OFF(f) offsetof(struct op_uplink_cfg, f), sizeof(((struct op_uplink_cfg *)0)->f)
-static const struct ukey keys[] = {
-    { "url", K_STR, OFF(url), "", 0, 0 },
-    { "sensors", K_STR, OFF(sensors), "", 0, 0 },
-    { "important_only", K_BOOL, OFF(important_only), "false", 0, 0 },
-    { "downsample", K_DURATION, OFF(downsample_ms), "0s", 0, (int64_t)86400 * 1000 },
-    { "batch_points", K_INT, OFF(batch_points), "50000", 1, 1000000 },
-    { "batch_bytes", K_SIZE, OFF(batch_bytes), "4MiB", 1024, (int64_t)64 << 20 },
-    { "batch_age", K_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000 },
-    { "bandwidth", K_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40 },
-    { "format", K_FORMAT, OFF(format), "batch", 0, 0 },
-    { "priority", K_PRIORITY, OFF(priority), "backlog", 0, 0 },
-    { "seal_key", K_STR, OFF(seal_key), "", 0, 0 },
-    { "token", K_STR, OFF(token), "", 0, 0 },
-    { "ca", K_STR, OFF(ca), "", 0, 0 },
-    { "cert", K_STR, OFF(cert), "", 0, 0 },
-    { "key", K_STR, OFF(key), "", 0, 0 },
-    { "timeout", K_DURATION, OFF(timeout_ms), "10s", 100, 600 * 1000 },
-    { "backoff_min", K_DURATION, OFF(backoff_min_ms), "500ms", 1, 3600 * 1000 },
-    { "backoff_max", K_DURATION, OFF(backoff_max_ms), "60s", 1, 86400 * 1000 },
+#define DAY_MS ((int64_t)86400 * 1000)
+static const struct op_config_field keys[] = {
+    { "url", OP_T_STR, OFF(url), "", 0, 0, NULL, false, NULL },
+    { "sensors", OP_T_STR, OFF(sensors), "", 0, 0, NULL, false, NULL },
+    { "important_only", OP_T_BOOL, OFF(important_only), "false", 0, 0, NULL, false, NULL },
+    { "downsample", OP_T_DURATION, OFF(downsample_ms), "0s", 0, DAY_MS, NULL, false, NULL },
+    { "batch_points", OP_T_INT, OFF(batch_points), "50000", 1, 1000000, NULL, false, NULL },
+    { "batch_bytes", OP_T_SIZE, OFF(batch_bytes), "4MiB", 1024, (int64_t)64 << 20, NULL, false,
+      NULL },
+    { "batch_age", OP_T_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000, NULL, false, NULL },
+    { "bandwidth", OP_T_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40, NULL, false, NULL },
+    { "format", OP_T_ENUM, OFF(format), "batch", 0, 0, formats, false, NULL },
+    { "priority", OP_T_STR, 0, 0, "backlog", 0, 0, NULL, false, NULL }, /* priority_parse */
+    { "seal_key", OP_T_STR, OFF(seal_key), "", 0, 0, NULL, false, NULL },
+    { "token", OP_T_STR, OFF(token), "", 0, 0, NULL, false, NULL },
+    { "ca", OP_T_STR, OFF(ca), "", 0, 0, NULL, false, NULL },
+    { "cert", OP_T_STR, OFF(cert), "", 0, 0, NULL, false, NULL },
+    { "key", OP_T_STR, OFF(key), "", 0, 0, NULL, false, NULL },
+    { "timeout", OP_T_DURATION, OFF(timeout_ms), "10s", 100, 600 * 1000, NULL, false, NULL },
+    { "backoff_min", OP_T_DURATION, OFF(backoff_min_ms), "500ms", 1, 3600 * 1000, NULL, false,
+      NULL },
+    { "backoff_max", OP_T_DURATION, OFF(backoff_max_ms), "60s", 1, DAY_MS, NULL, false, NULL },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 /* "important, live, backlog": each class at most once, backlog last (it
  * is what reaches every reading). */
-static int priority_parse(struct op_str v, struct op_uplink_priority *out)
+static int priority_parse(const char *v, struct op_uplink_priority *out)
 {
     static const char *const names[] = { "important", "live", "backlog" };
     struct op_uplink_priority p = { { 0 }, 0 };
-    const char *s = v.p, *end = v.p + v.len;
+    const char *s = v, *end = v + strlen(v);
     while (s < end) {
         const char *comma = memchr(s, ',', (size_t)(end - s));
         const char *e = comma ? comma : end;
@@ -61,7 +58,8 @@ static int priority_parse(struct op_str v, struct op_uplink_priority *out)
         while (e > s && e[-1] == ' ')
             e--;
         size_t c = 0;
-        while (c < 3 && (strlen(names[c]) != (size_t)(e - s) || memcmp(names[c], s, (size_t)(e - s))))
+        while (c < 3 &&
+               (strlen(names[c]) != (size_t)(e - s) || memcmp(names[c], s, (size_t)(e - s))))
             c++;
         if (c == 3 || p.n == 3 || (p.n && p.order[p.n - 1] == OP_PRIO_BACKLOG))
             return OP_EINVAL;
@@ -77,72 +75,23 @@ static int priority_parse(struct op_str v, struct op_uplink_priority *out)
     return OP_OK;
 }
 
-static int set_value(struct op_uplink_cfg *u, const struct ukey *k, struct op_str v,
+static int set_value(struct op_uplink_cfg *u, const struct op_config_field *k, const char *v,
                      struct op_diag *d)
 {
-    char *base = (char *)u + k->off;
-    int64_t x = 0;
-    int rc = OP_OK;
-    switch (k->type) {
-    case K_STR:
-        if (v.len >= k->size) {
-            op_diag_set(d, "invalid_config", "%s is longer than %zu bytes", k->name, k->size - 1);
-            return OP_EINVAL;
-        }
-        memcpy(base, v.p, v.len);
-        base[v.len] = '\0';
+    if (strcmp(k->name, "priority")) /* out of range is as invalid as the rest here */
+        return op_config_field_set(u, k, v, d) == OP_OK ? OP_OK : OP_EINVAL;
+    if (priority_parse(v, &u->priority) == OP_OK)
         return OP_OK;
-    case K_BOOL:
-        if (v.len == 4 && !memcmp(v.p, "true", 4))
-            *(bool *)base = true;
-        else if (v.len == 5 && !memcmp(v.p, "false", 5))
-            *(bool *)base = false;
-        else
-            rc = OP_EINVAL;
-        break;
-    case K_FORMAT:
-        if (v.len == 5 && !memcmp(v.p, "batch", 5))
-            *(enum op_uplink_format *)base = OP_UPLINK_BATCH;
-        else if (v.len == 4 && !memcmp(v.p, "json", 4))
-            *(enum op_uplink_format *)base = OP_UPLINK_JSON;
-        else
-            rc = OP_EINVAL;
-        break;
-    case K_PRIORITY:
-        rc = priority_parse(v, (struct op_uplink_priority *)base);
-        break;
-    case K_DURATION:
-        rc = op_parse_duration_ms(v.p, v.len, &x);
-        break;
-    case K_SIZE:
-        rc = op_parse_size(v.p, v.len, &x);
-        break;
-    case K_INT:
-        rc = op_parse_i64(v.p, v.len, &x);
-        break;
-    }
-    if (rc == OP_OK && (k->type == K_DURATION || k->type == K_SIZE || k->type == K_INT)) {
-        if (x < k->min || x > k->max)
-            rc = OP_ERANGE;
-        else
-            *(int64_t *)base = x;
-    }
-    if (rc != OP_OK) {
-        static const char *const what[] = { "text", "true or false", "a duration (500ms, 5s, 2h)",
-                                            "a size (4MiB)", "an integer", "batch or json",
-                                            "important, live and backlog in the order to serve"
-                                            " them, each once, backlog last" };
-        op_diag_set(d, "invalid_config", "%s: bad value '%.*s' (%s%s)", k->name, (int)v.len, v.p,
-                    what[k->type], rc == OP_ERANGE ? ", out of range" : "");
-        return OP_EINVAL;
-    }
-    return OP_OK;
+    snprintf(d->field, sizeof d->field, "%s", k->name);
+    op_diag_set(d, "invalid_config", "priority: '%.64s' is not important, live and backlog in"
+                                     " the order to serve them, each once, backlog last", v);
+    return OP_EINVAL;
 }
 
 static int defaults(struct op_uplink_cfg *u, struct op_diag *d)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        int rc = set_value(u, &keys[i], (struct op_str){ keys[i].def, strlen(keys[i].def) }, d);
+        int rc = set_value(u, &keys[i], keys[i].def, d);
         if (rc != OP_OK)
             return rc;
     }
@@ -228,7 +177,7 @@ static int one_uplink(const struct op_config_sections *rs, const char *name, con
             return OP_EINVAL;
         }
         seen[k] = true;
-        rc = set_value(u, &keys[k], kv[i].value, d);
+        rc = set_value(u, &keys[k], kv[i].value.p, d);
     }
     if (rc == OP_OK && n > UPLINK_KEYS_MAX) {
         op_diag_set(d, "invalid_config", "[uplink.%s] has too many keys", name);

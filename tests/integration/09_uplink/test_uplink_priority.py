@@ -10,7 +10,7 @@ import time
 import pytest
 
 from outpost_proc import scaled, wait_until
-from uplink_kit import (UPLINK, Ledger, PortHold, assert_exact, db_query, edge_config,
+from uplink_kit import (Ledger, PortHold, db_query, edge_config,
                         edge_pending, metric, node_id, receiver_config, settle, size,
                         uplink_metric)
 

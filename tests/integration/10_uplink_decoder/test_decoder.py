@@ -16,10 +16,9 @@ import http.server
 import importlib.util
 import json
 import math
-import os
 import random
 import re
-import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -76,10 +75,10 @@ def keygen(bin, prefix):
 class Decoder:
     """`outpost_batch.py serve` on port 0 (the port is read from its log)."""
 
-    def __init__(self, workdir, keys=()):
+    def __init__(self, workdir, keys=(), port=0):
         self.out = workdir / "readings.jsonl"
         self.err_path = workdir / "decoder.stderr"
-        cmd = [PYTHON, str(DECODER), "serve", "--port", "0", "--out", str(self.out)]
+        cmd = [PYTHON, str(DECODER), "serve", "--port", str(port), "--out", str(self.out)]
         for k in keys:
             cmd += ["--seal-key", str(k)]
         with open(self.err_path, "wb") as err:
@@ -118,10 +117,10 @@ class Decoder:
 def decoder_factory(tmp_path):
     started = []
 
-    def start(name="decoder", keys=()):
+    def start(name="decoder", keys=(), port=0):
         d = tmp_path / name
         d.mkdir()
-        started.append(Decoder(d, keys))
+        started.append(Decoder(d, keys, port))
         return started[-1]
     yield start
     for d in started:
@@ -239,14 +238,15 @@ def test_priority_batches_to_decoder(outpost_factory, decoder_factory):
     """With priorities the edge sends batches ahead of its cursor (marked
     readings, then the newest); the reference receiver keeps positions as a
     floor plus ranges and ends with every reading exactly once. The decoder
-    is stopped (SIGSTOP) while the backlog builds: the edge's requests time
-    out, and the ones the decoder reads later are answers lost."""
-    dec = decoder_factory()
-    os.kill(dec.proc.pid, signal.SIGSTOP)
+    starts once the backlog and its marks are there."""
+    hold = socket.socket()  # refuses connections until the decoder listens on it
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hold.bind(("127.0.0.1", 0))
+    port = hold.getsockname()[1]
     try:
         edge = outpost_factory(config={
-            "uplink.cloud": {"url": dec.url + "/v1/uplink", "batch_age": "50ms",
-                             "batch_points": 1000, "timeout": "1s", "backoff_min": "50ms",
+            "uplink.cloud": {"url": f"http://127.0.0.1:{port}/v1/uplink", "batch_age": "50ms",
+                             "batch_points": 1000, "timeout": "5s", "backoff_min": "50ms",
                              "backoff_max": "300ms", "priority": "important, live, backlog"},
             "rule.hot": {"kind": "threshold", "sensors": "imp/*", "above": "30",
                          "clear": "25", "important": "true"}})
@@ -261,8 +261,9 @@ def test_priority_batches_to_decoder(outpost_factory, decoder_factory):
                 return c.execute("SELECT count(*) FROM marks").fetchone()[0] >= 40
         wait_until(marked, scaled(20), what="the rules to mark 40 readings")
         time.sleep(0.5)  # past backoff_max: the retries are built with the marks
+        dec = decoder_factory(port=port)
     finally:
-        os.kill(dec.proc.pid, signal.SIGCONT)
+        hold.close()
     wait_until(lambda: len(dec.readings()) >= len(want), scaled(60),
                what=f"{len(want)} readings at the decoder")
     wait_until(lambda: metric_value(edge.metrics(), "outpost_uplink_backlog_readings",

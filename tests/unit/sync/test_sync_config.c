@@ -74,9 +74,9 @@ static void test_errors_name_the_line(void **state)
     } cases[] = {
         { "[uplink.c]\nurl = http://a/\nbogus = 1\n", 3, "unknown key" },
         { "[uplink.c]\nurl = http://a/\nurl = http://b/\n", 3, "twice" },
-        { "[uplink.c]\nurl = http://a/\nbatch_points = 0\n", 3, "out of range" },
+        { "[uplink.c]\nurl = http://a/\nbatch_points = 0\n", 3, "outside [1, 1000000]" },
         { "[uplink.c]\nurl = http://a/\ntimeout = soon\n", 3, "duration" },
-        { "[uplink.c]\nurl = http://a/\nformat = xml\n", 3, "batch or json" },
+        { "[uplink.c]\nurl = http://a/\nformat = xml\n", 3, "not one of: batch, json" },
         { "[uplink.c]\nurl = http://a/\npriority = live\n", 3, "backlog last" },
         { "[uplink.c]\nurl = http://a/\npriority = backlog, live\n", 3, "backlog last" },
         { "[uplink.c]\nurl = http://a/\npriority = live, live, backlog\n", 3, "each once" },
