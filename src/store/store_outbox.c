@@ -11,8 +11,9 @@
  * (outpost_uplink_dropped_readings_total{uplink,reason}).
  *
  * The receiver role's write (UPLINK_RECEIVE) lives here too: it appends
- * only the readings whose position on the sending node is beyond the last
- * one stored for that (node, uplink), and moves that mark, in one
+ * only the readings whose position on the sending node it has not stored
+ * for that (node, uplink) (a floor, and ranges above it when the sender
+ * has priorities), and records what the batch settles, in one
  * transaction, so a batch resent after a lost answer is deduplicated.
  *
  * Why an outbox and not the readings tables: a backlog of hours must be
@@ -417,7 +418,10 @@ static int peer_load(struct op_store *s, const struct op_store_write *w, struct 
     int64_t last;
     int rc = peer_last(s, w, &last);
     op_ranges_init(rs, last);
-    return rc == OP_OK ? ranges_read(s, W_PEER_RANGES_GET, w->peer_node, w->uplink_name, rs) : rc;
+    if (rc == OP_OK)
+        rc = ranges_read(s, W_PEER_RANGES_GET, w->peer_node, w->uplink_name, rs);
+    op_ranges_merge(rs); /* lookups need them sorted, whatever order the rows came in */
+    return rc;
 }
 
 /* What the batch settles for its sender: a plain batch (no floor) all up
@@ -434,8 +438,13 @@ static int peer_settle(const struct op_store_write *w, struct op_ranges *rs)
         op_ranges_raise(rs, top);
         return OP_OK;
     }
+    /* Whatever was stored is settled, also readings a malformed batch
+     * places before its first_pos. */
+    int64_t low = w->first_pos;
+    for (size_t i = 0; i < w->n; i++)
+        low = w->positions[i] < low ? w->positions[i] : low;
     op_ranges_raise(rs, w->peer_floor);
-    return ranges_cover(rs, w->peer_sparse ? w->positions : NULL, w->n, w->first_pos, top);
+    return ranges_cover(rs, w->peer_sparse ? w->positions : NULL, w->n, low, top);
 }
 
 static int append_fresh(struct op_store *s, struct op_store_write *w, const struct op_ranges *rs,

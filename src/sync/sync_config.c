@@ -131,6 +131,12 @@ static int check(const struct op_uplink_cfg *u, struct op_diag *d)
         op_diag_set(d, "invalid_config", "cert and key go together (mutual TLS)");
         return OP_EINVAL;
     }
+    if (u->priority.n > 1 && u->format == OP_UPLINK_JSON) {
+        op_diag_set(d, "invalid_config", "priority other than backlog needs format = batch: a"
+                                         " JSON receiver keeping only the last position would"
+                                         " take the backlog behind a live batch as duplicates");
+        return OP_EINVAL;
+    }
     if (u->priority.n > 1 && (u->important_only || u->downsample_ms > 0)) {
         op_diag_set(d, "invalid_config", "priority other than backlog needs an uplink that sends"
                                          " every reading in position order to reorder: not with"

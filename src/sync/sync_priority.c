@@ -25,23 +25,31 @@
  * which bounds the state kept on both sides. */
 #define PRIO_RANGES_MAX 4096
 
-/* Marks not acknowledged yet, in position order, up to a batch. */
+struct marked {
+    struct uplink *u;
+    size_t next;      /* the first point not taken yet */
+    size_t new_ranges; /* separate ranges the points collected would add */
+    bool stop;        /* the batch reached batch_bytes */
+};
+
+/* Marks not acknowledged yet, in position order, up to a batch, and up to
+ * the ranges PRIO_RANGES_MAX leaves (adjacent marks share one). */
 static int mark_collect(void *ctx, int64_t seq)
 {
-    struct uplink *u = ctx;
+    struct marked *m = ctx;
+    struct uplink *u = m->u;
     if (op_ranges_has(&u->acked, seq))
         return 0;
+    bool joins = u->npoints && u->points[u->npoints - 1] == seq - 1;
+    if (!joins && u->acked.n + m->new_ranges >= PRIO_RANGES_MAX)
+        return 1;
     if (sync__push_pos(&u->points, &u->npoints, &u->points_cap, seq) != OP_OK) {
         u->build_err = OP_ENOMEM;
         return 1;
     }
+    m->new_ranges += !joins;
     return u->npoints >= (size_t)u->cfg.batch_points;
 }
-
-struct marked {
-    struct uplink *u;
-    size_t next; /* the first point not taken yet */
-};
 
 /* Takes the marked readings of one outbox record. */
 static int take_marked(void *ctx, const struct op_outbox_record *rec)
@@ -62,8 +70,14 @@ static int take_marked(void *ctx, const struct op_outbox_record *rec)
         size_t i = (size_t)(seq - rec->seq_lo);
         const char *name = r.names[r.sensor[i]];
         uint32_t len = r.name_len[r.sensor[i]];
-        if (sync__uplink_selected(u, name, len) &&
-            sync__batch_add(u->batch, name, len, seq, r.ts[i], r.val[i]) != OP_OK) {
+        if (!sync__uplink_selected(u, name, len))
+            continue;
+        if (sync__batch_raw_bytes(u->batch) + len + 16 > (size_t)u->cfg.batch_bytes) {
+            m->next--; /* the next batch's */
+            m->stop = true;
+            return 1;
+        }
+        if (sync__batch_add(u->batch, name, len, seq, r.ts[i], r.val[i]) != OP_OK) {
             u->build_err = OP_ENOMEM;
             return 1;
         }
@@ -81,11 +95,11 @@ static bool build_important(struct uplink *u, int64_t head)
     /* Any mark past the cursor will do, evaluated by the rules or not: a
      * mark made after the backlog sent its reading finds it acknowledged,
      * and a reading sent by both is a duplicate by position. */
-    if (op_store_marks_read(u->rd, u->cursor + 1, head, mark_collect, u) < 0 || u->build_err ||
+    struct marked m = { u, 0, 0, false };
+    if (op_store_marks_read(u->rd, u->cursor + 1, head, mark_collect, &m) < 0 || u->build_err ||
         u->npoints == 0)
         return false;
-    struct marked m = { u, 0 };
-    while (m.next < u->npoints && !u->build_err) {
+    while (m.next < u->npoints && !u->build_err && !m.stop) {
         size_t before = m.next;
         int n = op_store_outbox_read(u->rd, u->points[m.next] - 1, 1, take_marked, &m);
         if (n < 0)
@@ -93,7 +107,8 @@ static bool build_important(struct uplink *u, int64_t head)
         if (n == 0 || m.next == before)
             break; /* no record holds the rest */
     }
-    if (u->build_err)
+    /* Nothing taken: retention may have dropped the records meanwhile. */
+    if (u->build_err || m.next == 0)
         return false;
     u->npoints = m.next;
     u->first_pos = u->points[0];
@@ -108,6 +123,8 @@ static bool build_important(struct uplink *u, int64_t head)
  * waits batch_age, during which the backlog is served. */
 static bool build_live(struct uplink *u, int64_t head, int64_t now)
 {
+    if (u->acked.n >= PRIO_RANGES_MAX) /* a gap behind each live batch may start a range */
+        return false;
     int64_t top = u->acked.n ? u->acked.r[u->acked.n - 1].hi : u->cursor;
     int64_t from = head - u->cfg.batch_points + 1;
     if (from <= top)
@@ -139,6 +156,11 @@ bool sync__priority_build(struct uplink *u, int64_t now_ns)
         u->live_pending_since = -1;
         return false;
     }
+    /* A batch ahead is followed by one from the backlog, so a trickle of
+     * new or marked readings cannot starve it: the backlog gets at least
+     * every other batch, and its batches are full. */
+    if (u->ahead_last)
+        return false;
     for (size_t i = 0; i + 1 < u->cfg.priority.n; i++) {
         bool built = u->cfg.priority.order[i] == OP_PRIO_IMPORTANT ? build_important(u, head)
                                                                    : build_live(u, head, now_ns);

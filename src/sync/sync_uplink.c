@@ -3,22 +3,25 @@
  *
  *   cursor (store) -> outbox records after it -> decode -> filter (sensors,
  *   important marks, downsampling) -> batch (per sensor) -> encode (codec,
- *   zstd, seal) -> POST -> 2xx: UPLINK_ACK(cursor = last position, batch
+ *   zstd, seal) -> POST -> 2xx: UPLINK_ACK(the batch's positions, batch
  *   number), committed before the next batch is built.
  *
  * Effectively once: the cursor moves only after the receiver acknowledged,
  * so a crash or an outage resends from the cursor; every reading carries its
- * position (the seq here), and the receiver stores only positions beyond
- * the last it stored for this (node, uplink), so a resent batch, even one
- * rebuilt with other boundaries after a restart, adds nothing twice.
- * Per-sensor order holds because positions grow in commit order.
+ * position (the seq here), and the receiver stores only positions it has
+ * not stored for this (node, uplink), so a resent batch, even one rebuilt
+ * with other boundaries after a restart, adds nothing twice. Per-sensor
+ * order holds because positions grow in commit order, except for what
+ * priorities send ahead of the cursor (sync_priority.c), which is settled
+ * as ranges above it.
  *
  * Failures: 5xx, 408, 425, 429, 401/403 (an operator can fix those) and
  * transport errors are retried with exponential backoff and full jitter,
  * capped, honouring Retry-After, for as long as it takes: the data waits in
  * the outbox, within retention. Other 4xx answers mean this batch will never
  * be taken: it goes to the dead letters with the answer, and the uplink
- * moves on.
+ * moves on; but a batch sent ahead of the cursor that is refused so turns
+ * priorities off (a receiver that predates them) and goes again in order.
  */
 #include <fnmatch.h>
 #include <pthread.h>
@@ -275,6 +278,7 @@ static void settle(struct uplink *u)
     op_ranges_raise(&u->acked, u->w.cursor);
     op_ranges_merge(&u->acked);
     u->cursor = u->acked.floor;
+    u->ahead_last = u->ranged;
 }
 
 /* Commits the cursor (and a dead letter); waits for the commit. */
@@ -409,6 +413,18 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         }
         if (atomic_load(&u->sync->stop))
             return false;
+        if (!retryable(a.status) && u->ranged) {
+            /* A receiver that refuses batches sent ahead of the cursor may
+             * predate them: not a poison batch. Priorities are off for
+             * this run and the batch goes again in position order. */
+            OP_ERROR(SYNC_SUB, "uplink %s: the receiver refused a batch sent ahead of the cursor"
+                               " (%d: %.200s); priorities are off until restart (upgrade the"
+                               " receiver, or set priority = backlog)",
+                     u->cfg.name, a.status, a.answer);
+            u->cfg.priority.n = 1;
+            u->failures = 0;
+            return true;
+        }
         if (!retryable(a.status)) {
             OP_ERROR(SYNC_SUB, "uplink %s: batch %lld (positions %lld..%lld) refused with %d;"
                                " it goes to the dead letters: %.200s",

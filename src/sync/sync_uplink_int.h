@@ -56,6 +56,7 @@ struct uplink {
     size_t npoints, points_cap;
     bool jumped;                /* the build skipped an acknowledged range */
     int failures;               /* attempts failed since the last ack (priorities rebuild) */
+    bool ahead_last;            /* the last batch acknowledged went ahead of the cursor */
     int64_t live_pending_since; /* monotonic ns; -1: no live batch waiting */
     int64_t limit_pos; /* important_only: positions the rules have evaluated */
     int build_err;     /* a read that failed while building: the build is void */

@@ -1,6 +1,7 @@
 """Uplink priorities: `priority = important, live, backlog`. After an
 outage, the receiver gets the readings a rule marked important first, then
-the newest readings, then the backlog in position order; every reading
+the newest readings, ahead of the backlog in position order (each batch
+ahead is followed by one of the backlog); every reading
 still arrives exactly once, across a kill -9 of the edge mid-drain (the
 positions sent ahead of the cursor are kept in the edge's store, and the
 receiver deduplicates by position ranges)."""
@@ -79,17 +80,22 @@ def test_important_then_live_then_backlog(outpost_factory):
         assert len(got) == len(order) and len(set(got)) == len(got), "loss or duplicates"
         assert sorted(got) == sorted(order)
         # Within a batch readings are grouped per sensor, so each segment is
-        # compared as a set and in order per sensor.
+        # compared in order per sensor. A batch sent ahead of the cursor is
+        # followed by one from the backlog (so the backlog cannot starve).
         # 1. the marked readings
         n1 = len(marked)
         assert per_sensor(got[:n1]) == per_sensor(marked), got[:n1 + 2]
-        # 2. the newest batch's worth of positions
+        # 2. the oldest batch of the backlog
+        oldest = [x for x in order if x not in marked][:BATCH]
+        n2 = n1 + len(oldest)
+        assert per_sensor(got[n1:n2]) == per_sensor(oldest)
+        # 3. the newest batch's worth of positions
         live = [x for x in order[-BATCH:] if x not in marked]
-        n2 = n1 + len(live)
-        assert per_sensor(got[n1:n2]) == per_sensor(live)
-        # 3. the backlog, in position order
-        rest = [x for x in order if x not in set(marked) | set(live)]
-        assert per_sensor(got[n2:]) == per_sensor(rest)
+        n3 = n2 + len(live)
+        assert per_sensor(got[n2:n3]) == per_sensor(live)
+        # 4. the rest of the backlog, in position order
+        rest = [x for x in order if x not in set(marked) | set(oldest) | set(live)]
+        assert per_sensor(got[n3:]) == per_sensor(rest)
         # Every sensor reads back whole, by time, through the API.
         want = {}
         for s, ts, v in order:
@@ -186,5 +192,35 @@ def test_answers_lost_and_both_restarted_with_priorities(outpost_factory, uplink
         # of them answered never.
         assert recs[0]["raw"][4] & 4, "the first batch is the marked readings'"
         assert sum(1 for r in recs if r["raw"][4] & 4) >= 2
+    finally:
+        hold.close()
+
+
+@pytest.mark.timeout(size(120, 1200))
+def test_receiver_refusing_ranged_batches_turns_priorities_off(outpost_factory, uplink_fake):
+    """A receiver from before priorities answers 400 to a batch sent ahead
+    of the cursor (unknown flags). That is not a poison batch: the edge logs
+    it, turns priorities off until restart and sends everything in position
+    order; nothing is dead-lettered or lost."""
+    hold = PortHold()
+    try:
+        rx = outpost_factory(config=receiver_config(hold.port), name="rx")
+        refuse = (400, {"Content-Type": "application/json"},
+                  b'{"error":{"code":"invalid_batch","message":"unknown batch flags"}}')
+        fake = uplink_fake(upstream=f"http://127.0.0.1:{hold.port}/v1/uplink", script=[refuse])
+        # It refuses the first request: the live batch of an edge whose
+        # first 500 readings already put it more than a batch behind.
+        edge = priority_edge(outpost_factory, fake.url)
+        node = node_id(edge)
+        led = Ledger(["o/a", "o/b"])
+        led.ingest(edge, size(1500, 6000))
+        settle(edge, rx, node, led.total)
+        assert_exact_set(rx, node, led.acked)
+        recs = fake.snapshot()
+        assert recs[0]["raw"][4] & 4, "the refused batch went ahead of the cursor"
+        assert not any(r["raw"][4] & 4 for r in recs[1:]), "priorities stay off"
+        assert uplink_metric(edge, "outpost_uplink_batches_total", result="dead") == 0
+        assert db_query(edge, "SELECT count(*) FROM dead_letters")[0][0] == 0
+        assert "priorities are off until restart" in edge.stderr()
     finally:
         hold.close()

@@ -83,6 +83,8 @@ static void test_errors_name_the_line(void **state)
         { "[uplink.c]\nurl = http://a/\npriority = urgent, backlog\n", 3, "important, live" },
         { "[uplink.c]\nurl = http://a/\npriority = live, backlog\ndownsample = 1s\n", 2,
           "not with important_only or downsample" },
+        { "[uplink.c]\nurl = http://a/\npriority = live, backlog\nformat = json\n", 2,
+          "needs format = batch" },
         { "\n[uplink.c]\nsensors = a\n", 3, "needs a url" },
         { "[uplink.c]\nurl = ftp://host/t\n", 2, "mqtt://" },
         { "[uplink.c]\nurl = mqtt://broker\n", 2, "host[:port]/topic" },
