@@ -114,6 +114,10 @@ void op_ranges_fini(struct op_ranges *s);
 void op_ranges_clear(struct op_ranges *s, int64_t floor);
 /* Adds lo..hi (lo <= hi); op_ranges_merge before the next lookup. */
 int op_ranges_add(struct op_ranges *s, int64_t lo, int64_t hi);
+/* Adds what a batch settles: first..last, or with points only those
+ * npoints positions (any order). */
+int op_ranges_cover(struct op_ranges *s, const int64_t *points, size_t npoints, int64_t first,
+                    int64_t last);
 /* Raises the floor to at least floor. */
 void op_ranges_raise(struct op_ranges *s, int64_t floor);
 /* Sorts, joins overlapping and adjacent ranges and folds into the floor

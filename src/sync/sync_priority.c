@@ -96,8 +96,8 @@ static bool build_important(struct uplink *u, int64_t head)
      * mark made after the backlog sent its reading finds it acknowledged,
      * and a reading sent by both is a duplicate by position. */
     struct marked m = { u, 0, 0, false };
-    if (op_store_marks_read(u->rd, u->cursor + 1, head, mark_collect, &m) < 0 || u->build_err ||
-        u->npoints == 0)
+    if (op_store_marks_read(u->rd, u->acked.floor + 1, head, mark_collect, &m) < 0 ||
+        u->build_err || u->npoints == 0)
         return false;
     while (m.next < u->npoints && !u->build_err && !m.stop) {
         size_t before = m.next;
@@ -125,7 +125,7 @@ static bool build_live(struct uplink *u, int64_t head, int64_t now)
 {
     if (u->acked.n >= PRIO_RANGES_MAX) /* a gap behind each live batch may start a range */
         return false;
-    int64_t top = u->acked.n ? u->acked.r[u->acked.n - 1].hi : u->cursor;
+    int64_t top = u->acked.n ? u->acked.r[u->acked.n - 1].hi : u->acked.floor;
     int64_t from = head - u->cfg.batch_points + 1;
     if (from <= top)
         from = top + 1;
@@ -152,7 +152,7 @@ bool sync__priority_build(struct uplink *u, int64_t now_ns)
 {
     int64_t head;
     if (op_store_outbox_head(u->rd, &head) != OP_OK || head == INT64_MIN ||
-        head - u->cursor <= u->cfg.batch_points) {
+        head - u->acked.floor <= u->cfg.batch_points) {
         u->live_pending_since = -1;
         return false;
     }

@@ -268,16 +268,11 @@ static void ack_done(struct op_store_write *w)
  * acknowledged ones, and the cursor is their floor. */
 static void settle(struct uplink *u)
 {
-    int rc = OP_OK;
-    if (!u->sparse)
-        rc = op_ranges_add(&u->acked, u->first_pos, u->last_pos);
-    for (size_t i = 0; u->sparse && rc == OP_OK && i < u->npoints; i++)
-        rc = op_ranges_add(&u->acked, u->points[i], u->points[i]);
-    if (rc != OP_OK) /* out of memory: forget the ranges; a resend is deduplicated */
+    if (op_ranges_cover(&u->acked, u->sparse ? u->points : NULL, u->npoints, u->first_pos,
+                        u->last_pos) != OP_OK) /* out of memory: a resend is deduplicated */
         op_ranges_clear(&u->acked, u->w.cursor);
     op_ranges_raise(&u->acked, u->w.cursor);
     op_ranges_merge(&u->acked);
-    u->cursor = u->acked.floor;
     u->ahead_last = u->ranged;
 }
 
@@ -319,7 +314,7 @@ static void gauges(struct uplink *u)
         return;
     u->gauges_at = now;
     int64_t readings = 0, bytes = 0, oldest = INT64_MAX;
-    if (op_store_outbox_backlog(u->rd, u->cursor, &readings, &bytes, &oldest) != OP_OK)
+    if (op_store_outbox_backlog(u->rd, u->acked.floor, &readings, &bytes, &oldest) != OP_OK)
         return;
     readings -= op_ranges_above(&u->acked);
     atomic_store(&u->g_backlog, readings > 0 ? readings : 0);
@@ -485,11 +480,11 @@ static void *uplink_main(void *arg)
         int64_t now = op_time_mono_ns();
         gauges(u);
         bool ahead = u->cfg.priority.n > 1 && sync__priority_build(u, now);
-        if (!ahead && sync__uplink_build(u, u->cursor) != OP_OK) {
+        if (!ahead && sync__uplink_build(u, u->acked.floor) != OP_OK) {
             nap(u->sync, 1000);
             continue;
         }
-        if (!ahead && u->last_pos == u->cursor) { /* nothing new */
+        if (!ahead && u->last_pos == u->acked.floor) { /* nothing new */
             pending_since = -1;
             nap(u->sync, UPLINK_IDLE_MS);
             continue;
@@ -513,7 +508,7 @@ static void *uplink_main(void *arg)
         pending_since = -1;
         int64_t seq = u->batch_seq + 1;
         op_buf_reset(&msg);
-        struct sync_cover cv = { u->first_pos, u->last_pos, u->cursor, u->ranged, u->sparse };
+        struct sync_cover cv = { u->first_pos, u->last_pos, u->acked.floor, u->ranged, u->sparse };
         int rc = u->cfg.format == OP_UPLINK_JSON
                      ? sync__batch_encode_json(u->batch, u->node, u->cfg.name, (uint64_t)seq, &cv,
                                                &msg)
@@ -628,12 +623,13 @@ static int uplink_init(struct op_sync *s, struct uplink *u, const struct op_upli
         (rc = sync__rec_dec_create(&u->dec)) != OP_OK ||
         (rc = sync__batch_create(&u->batch)) != OP_OK)
         return rc;
-    if ((rc = op_store_uplink_get(u->rd, cfg->name, &u->cursor, &u->batch_seq)) != OP_OK) {
+    int64_t cursor;
+    if ((rc = op_store_uplink_get(u->rd, cfg->name, &cursor, &u->batch_seq)) != OP_OK) {
         OP_ERROR(SYNC_SUB, "uplink %s: the store has no cursor for it: %s", cfg->name,
                  op_err_str(rc));
         return rc;
     }
-    op_ranges_init(&u->acked, u->cursor);
+    op_ranges_init(&u->acked, cursor);
     if ((rc = op_store_uplink_ranges(u->rd, cfg->name, &u->acked)) != OP_OK)
         return rc;
     u->live_pending_since = -1;
@@ -662,7 +658,7 @@ int op_sync_start(struct op_sync **out, struct op_store *store, const struct op_
         else
             s->u[i].started = true;
         OP_INFO(SYNC_SUB, "uplink %s to %s from position %lld (node %s)", s->u[i].cfg.name,
-                s->u[i].cfg.url, (long long)s->u[i].cursor, s->u[i].node);
+                s->u[i].cfg.url, (long long)s->u[i].acked.floor, s->u[i].node);
     }
     if (rc != OP_OK) {
         op_sync_stop(s);

@@ -45,9 +45,9 @@ struct uplink {
     struct downsample *ds;
     size_t nds;
 
-    int64_t cursor, batch_seq;
-    /* Positions acknowledged: everything up to acked.floor (= cursor) and,
-     * with priorities, ranges above it. */
+    int64_t batch_seq;
+    /* Positions acknowledged: everything up to acked.floor (the cursor)
+     * and, with priorities, ranges above it. */
     struct op_ranges acked;
     /* what the batch being built covers */
     int64_t first_pos, last_pos;

@@ -44,6 +44,17 @@ int op_ranges_add(struct op_ranges *s, int64_t lo, int64_t hi)
     return OP_OK;
 }
 
+int op_ranges_cover(struct op_ranges *s, const int64_t *points, size_t npoints, int64_t first,
+                    int64_t last)
+{
+    if (!points)
+        return first <= last ? op_ranges_add(s, first, last) : OP_OK;
+    int rc = OP_OK;
+    for (size_t i = 0; rc == OP_OK && i < npoints; i++)
+        rc = op_ranges_add(s, points[i], points[i]);
+    return rc;
+}
+
 void op_ranges_raise(struct op_ranges *s, int64_t floor)
 {
     if (floor > s->floor) {
