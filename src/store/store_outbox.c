@@ -285,6 +285,16 @@ static int uplink_cursor(struct op_store *s, const char *name, int64_t *cursor, 
 
 /* Reads the ranges a GET statement (keyed by k1, and k2 when not NULL)
  * returns into rs. */
+/* Adds the (lo, hi) rows of a bound statement to rs; *src gets the last
+ * step's result (SQLITE_DONE when all were read). */
+static int ranges_rows(sqlite3_stmt *st, struct op_ranges *rs, int *src)
+{
+    int rc = OP_OK;
+    while (rc == OP_OK && (*src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = op_ranges_add(rs, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    return rc;
+}
+
 static int ranges_read(struct op_store *s, int get, const char *k1, const char *k2,
                        struct op_ranges *rs)
 {
@@ -292,9 +302,7 @@ static int ranges_read(struct op_store *s, int get, const char *k1, const char *
     sqlite3_bind_text(st, 1, k1, -1, SQLITE_STATIC);
     if (k2)
         sqlite3_bind_text(st, 2, k2, -1, SQLITE_STATIC);
-    int src, rc = OP_OK;
-    while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-        rc = op_ranges_add(rs, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    int src, rc = ranges_rows(st, rs, &src);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != OP_OK)
@@ -326,18 +334,6 @@ static int ranges_write(struct op_store *s, int del, int add, const char *k1, co
     return rc;
 }
 
-/* What a batch settles: first_pos..last_pos, or (points) only its own. */
-static int ranges_cover(struct op_ranges *rs, const int64_t *points, size_t npoints, int64_t first,
-                        int64_t last)
-{
-    int rc = OP_OK;
-    if (!points)
-        return first <= last ? op_ranges_add(rs, first, last) : OP_OK;
-    for (size_t i = 0; rc == OP_OK && i < npoints; i++)
-        rc = op_ranges_add(rs, points[i], points[i]);
-    return rc;
-}
-
 /* The cursor becomes the highest position below which everything is
  * acknowledged; what is acknowledged above it stays as ranges. */
 static int ack_positions(struct op_store *s, struct op_store_write *w, bool *found)
@@ -351,7 +347,7 @@ static int ack_positions(struct op_store *s, struct op_store_write *w, bool *fou
     rc = ranges_read(s, W_RANGES_GET, w->uplink_name, NULL, &rs);
     size_t stored = rs.n;
     if (rc == OP_OK)
-        rc = ranges_cover(&rs, w->ack_points, w->ack_npoints, w->first_pos, w->last_pos);
+        rc = op_ranges_cover(&rs, w->ack_points, w->ack_npoints, w->first_pos, w->last_pos);
     op_ranges_merge(&rs);
     if (rc == OP_OK && (stored || rs.n))
         rc = ranges_write(s, W_RANGES_DEL, W_RANGES_ADD, w->uplink_name, NULL, &rs);
@@ -444,7 +440,7 @@ static int peer_settle(const struct op_store_write *w, struct op_ranges *rs)
     for (size_t i = 0; i < w->n; i++)
         low = w->positions[i] < low ? w->positions[i] : low;
     op_ranges_raise(rs, w->peer_floor);
-    return ranges_cover(rs, w->peer_sparse ? w->positions : NULL, w->n, low, top);
+    return op_ranges_cover(rs, w->peer_sparse ? w->positions : NULL, w->n, low, top);
 }
 
 static int append_fresh(struct op_store *s, struct op_store_write *w, const struct op_ranges *rs,
@@ -663,9 +659,7 @@ int op_store_uplink_ranges(struct op_store_reader *r, const char *name, struct o
     if (!st)
         return OP_EINVAL;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int src, rc = OP_OK;
-    while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
-        rc = op_ranges_add(rs, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    int src, rc = ranges_rows(st, rs, &src);
     if (rc != OP_OK) {
         store__rstmt_end(r, st, SQLITE_DONE, 0);
         return rc;
