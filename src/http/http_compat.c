@@ -93,13 +93,15 @@ static int status_entry(void *ctx, const struct op_device_info *di)
     return j->rc != 0;
 }
 
-static int list_data(struct op_store_reader *rd, struct http_json *j)
+static int list_data(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
+    (void)r;
     return op_store_list_sensors(rd, data_entry, j);
 }
 
-static int list_status(struct op_store_reader *rd, struct http_json *j)
+static int list_status(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
+    (void)r;
     return op_store_list_devices(rd, status_entry, j);
 }
 

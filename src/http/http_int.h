@@ -182,9 +182,9 @@ void http__reply_errorf(struct http_req *r, unsigned status, const char *code, c
 struct http_json;
 void http__reply_json_doc(struct http_req *r, struct http_json *j, struct op_buf *b, int rc);
 /* On a reader thread: answers r with {"key": [...]} (or a bare {...} when
- * key is NULL) whose elements fn writes; fn returns what the store query
- * returned. */
-typedef int http_list_fn(struct op_store_reader *rd, struct http_json *j);
+ * key is NULL) whose elements fn writes (it may read r: its query, the
+ * server); fn returns what the store query returned. */
+typedef int http_list_fn(struct http_req *r, struct op_store_reader *rd, struct http_json *j);
 void http__reply_list(struct http_req *r, struct op_store_reader *rd, const char *key,
                       http_list_fn *fn);
 /* Maps a store error to its status and error body. */

@@ -170,7 +170,7 @@ void http__reply_list(struct http_req *r, struct op_store_reader *rd, const char
         http__json_key(&j, key);
         http__json_arr_open(&j);
     }
-    int rc = fn(rd, &j);
+    int rc = fn(r, rd, &j);
     if (key)
         http__json_arr_close(&j);
     http__json_obj_close(&j);

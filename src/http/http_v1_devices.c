@@ -129,8 +129,9 @@ static int list_one(void *ctx, const struct op_device_info *di)
     return j->rc != 0;
 }
 
-static int list_devices(struct op_store_reader *rd, struct http_json *j)
+static int list_devices(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
+    (void)r;
     return op_store_list_devices(rd, list_one, j);
 }
 

@@ -368,8 +368,9 @@ static int emit_sensor(void *ctx, const struct op_sensor_info *si)
     return j->rc != 0;
 }
 
-static int list_sensors(struct op_store_reader *rd, struct http_json *j)
+static int list_sensors(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
+    (void)r;
     return op_store_list_sensors(rd, emit_sensor, j);
 }
 

@@ -181,8 +181,9 @@ static int list_one(void *ctx, const struct op_rule_info *ri)
     return j->rc != 0;
 }
 
-static int list_rules(struct op_store_reader *rd, struct http_json *j)
+static int list_rules(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
+    (void)r;
     return op_store_list_rules(rd, list_one, j);
 }
 

@@ -36,40 +36,23 @@ static int write_uplink(void *ctx, const struct op_uplink_info *ui)
     return j->rc != 0;
 }
 
-typedef int fill_fn(struct http_req *r, struct op_store_reader *rd, struct http_json *j);
-
-/* Answers {["node": id,] key: [...]} with the elements fill writes. */
-static void reply_array(struct http_req *r, struct op_store_reader *rd, bool with_node,
-                        const char *key, fill_fn *fill)
-{
-    struct op_buf b;
-    struct http_json j;
-    op_buf_init(&b, HTTP_RESPONSE_MAX);
-    http__json_init(&j, &b);
-    http__json_obj_open(&j);
-    if (with_node) {
-        const char *node = op_store_node_id(r->srv->store);
-        http__json_key(&j, "node");
-        http__json_str(&j, node, strlen(node));
-    }
-    http__json_key(&j, key);
-    http__json_arr_open(&j);
-    int rc = fill(r, rd, &j);
-    http__json_arr_close(&j);
-    http__json_obj_close(&j);
-    http__reply_json_doc(r, &j, &b, rc);
-    http__resume(r);
-}
-
+/* {"node": id, "uplinks": [...]}: the body's members, for http__reply_list. */
 static int fill_uplinks(struct http_req *r, struct op_store_reader *rd, struct http_json *j)
 {
-    (void)r;
-    return op_store_list_uplinks(rd, write_uplink, j);
+    const char *node = op_store_node_id(r->srv->store);
+    http__json_key(j, "node");
+    http__json_str(j, node, strlen(node));
+    http__json_key(j, "uplinks");
+    http__json_arr_open(j);
+    int rc = op_store_list_uplinks(rd, write_uplink, j);
+    http__json_arr_close(j);
+    return rc;
 }
 
 static void uplinks_job(struct op_store_reader *rd, struct op_store_read_job *job)
 {
-    reply_array(job->ctx, rd, true, "uplinks", fill_uplinks);
+    http__reply_list(job->ctx, rd, NULL, fill_uplinks);
+    http__resume(job->ctx);
 }
 
 void http__h_uplinks(struct http_req *r)
@@ -111,7 +94,8 @@ static int fill_dead_letters(struct http_req *r, struct op_store_reader *rd,
 
 static void dead_letters_job(struct op_store_reader *rd, struct op_store_read_job *job)
 {
-    reply_array(job->ctx, rd, false, "dead_letters", fill_dead_letters);
+    http__reply_list(job->ctx, rd, "dead_letters", fill_dead_letters);
+    http__resume(job->ctx);
 }
 
 void http__h_dead_letters(struct http_req *r)
