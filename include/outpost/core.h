@@ -113,6 +113,7 @@ enum op_config_type {
     OP_T_BOOL,     /* true | false */
     OP_T_LIST,     /* repeatable: appended to a struct op_config_list */
     OP_T_URL,      /* http:// or https:// with a host, as OP_T_STR */
+    OP_T_CUSTOM,   /* parse(field, value) decides; help says what it takes */
 };
 struct op_config_field {
     const char *name; /* "section.key", or "key" at top level */
@@ -124,6 +125,7 @@ struct op_config_field {
     const char *const *choices; /* OP_T_ENUM, NULL-terminated */
     bool reloadable;
     const char *help;
+    int (*parse)(void *field, const char *v); /* OP_T_CUSTOM: OP_OK if v is one */
 };
 /* Sets field f of the struct at base from text v. OP_EINVAL or OP_ERANGE
  * with d naming the field and the reason. */

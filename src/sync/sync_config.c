@@ -15,38 +15,11 @@
 
 static const char *const formats[] = { "batch", "json", NULL }; /* enum op_uplink_format */
 
-/* Typed and bounded by core (op_config_field_set), as the file's other
- * keys are; `priority` is parsed here. */
-#define OFF(f) offsetof(struct op_uplink_cfg, f), sizeof(((struct op_uplink_cfg *)0)->f)
-#define DAY_MS ((int64_t)86400 * 1000)
-static const struct op_config_field keys[] = {
-    { "url", OP_T_STR, OFF(url), "", 0, 0, NULL, false, NULL },
-    { "sensors", OP_T_STR, OFF(sensors), "", 0, 0, NULL, false, NULL },
-    { "important_only", OP_T_BOOL, OFF(important_only), "false", 0, 0, NULL, false, NULL },
-    { "downsample", OP_T_DURATION, OFF(downsample_ms), "0s", 0, DAY_MS, NULL, false, NULL },
-    { "batch_points", OP_T_INT, OFF(batch_points), "50000", 1, 1000000, NULL, false, NULL },
-    { "batch_bytes", OP_T_SIZE, OFF(batch_bytes), "4MiB", 1024, (int64_t)64 << 20, NULL, false,
-      NULL },
-    { "batch_age", OP_T_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000, NULL, false, NULL },
-    { "bandwidth", OP_T_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40, NULL, false, NULL },
-    { "format", OP_T_ENUM, OFF(format), "batch", 0, 0, formats, false, NULL },
-    { "priority", OP_T_STR, 0, 0, "backlog", 0, 0, NULL, false, NULL }, /* priority_parse */
-    { "seal_key", OP_T_STR, OFF(seal_key), "", 0, 0, NULL, false, NULL },
-    { "token", OP_T_STR, OFF(token), "", 0, 0, NULL, false, NULL },
-    { "ca", OP_T_STR, OFF(ca), "", 0, 0, NULL, false, NULL },
-    { "cert", OP_T_STR, OFF(cert), "", 0, 0, NULL, false, NULL },
-    { "key", OP_T_STR, OFF(key), "", 0, 0, NULL, false, NULL },
-    { "timeout", OP_T_DURATION, OFF(timeout_ms), "10s", 100, 600 * 1000, NULL, false, NULL },
-    { "backoff_min", OP_T_DURATION, OFF(backoff_min_ms), "500ms", 1, 3600 * 1000, NULL, false,
-      NULL },
-    { "backoff_max", OP_T_DURATION, OFF(backoff_max_ms), "60s", 1, DAY_MS, NULL, false, NULL },
-};
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
 /* "important, live, backlog": each class at most once, backlog last (it
  * is what reaches every reading). */
-static int priority_parse(const char *v, struct op_uplink_priority *out)
+static int priority_parse(void *field, const char *v)
 {
+    struct op_uplink_priority *out = field;
     static const char *const names[] = { "important", "live", "backlog" };
     struct op_uplink_priority p = { { 0 }, 0 };
     const char *s = v, *end = v + strlen(v);
@@ -75,17 +48,43 @@ static int priority_parse(const char *v, struct op_uplink_priority *out)
     return OP_OK;
 }
 
+/* Typed and bounded by core (op_config_field_set), as the file's other
+ * keys are; `priority` by priority_parse. */
+#define OFF(f) offsetof(struct op_uplink_cfg, f), sizeof(((struct op_uplink_cfg *)0)->f)
+#define DAY_MS ((int64_t)86400 * 1000)
+static const struct op_config_field keys[] = {
+    { "url", OP_T_STR, OFF(url), "", 0, 0, NULL, false, NULL, NULL },
+    { "sensors", OP_T_STR, OFF(sensors), "", 0, 0, NULL, false, NULL, NULL },
+    { "important_only", OP_T_BOOL, OFF(important_only), "false", 0, 0, NULL, false, NULL, NULL },
+    { "downsample", OP_T_DURATION, OFF(downsample_ms), "0s", 0, DAY_MS, NULL, false, NULL, NULL },
+    { "batch_points", OP_T_INT, OFF(batch_points), "50000", 1, 1000000, NULL, false, NULL, NULL },
+    { "batch_bytes", OP_T_SIZE, OFF(batch_bytes), "4MiB", 1024, (int64_t)64 << 20, NULL, false,
+      NULL, NULL },
+    { "batch_age", OP_T_DURATION, OFF(batch_age_ms), "1s", 0, 3600 * 1000, NULL, false, NULL,
+      NULL },
+    { "bandwidth", OP_T_SIZE, OFF(bandwidth), "0", 0, (int64_t)1 << 40, NULL, false, NULL, NULL },
+    { "format", OP_T_ENUM, OFF(format), "batch", 0, 0, formats, false, NULL, NULL },
+    { "priority", OP_T_CUSTOM, OFF(priority), "backlog", 0, 0, NULL, false,
+      "important, live and backlog in the order to serve them, each once, backlog last",
+      priority_parse },
+    { "seal_key", OP_T_STR, OFF(seal_key), "", 0, 0, NULL, false, NULL, NULL },
+    { "token", OP_T_STR, OFF(token), "", 0, 0, NULL, false, NULL, NULL },
+    { "ca", OP_T_STR, OFF(ca), "", 0, 0, NULL, false, NULL, NULL },
+    { "cert", OP_T_STR, OFF(cert), "", 0, 0, NULL, false, NULL, NULL },
+    { "key", OP_T_STR, OFF(key), "", 0, 0, NULL, false, NULL, NULL },
+    { "timeout", OP_T_DURATION, OFF(timeout_ms), "10s", 100, 600 * 1000, NULL, false, NULL, NULL },
+    { "backoff_min", OP_T_DURATION, OFF(backoff_min_ms), "500ms", 1, 3600 * 1000, NULL, false,
+      NULL, NULL },
+    { "backoff_max", OP_T_DURATION, OFF(backoff_max_ms), "60s", 1, DAY_MS, NULL, false, NULL,
+      NULL },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Out of range is as invalid as any other bad value here. */
 static int set_value(struct op_uplink_cfg *u, const struct op_config_field *k, const char *v,
                      struct op_diag *d)
 {
-    if (strcmp(k->name, "priority")) /* out of range is as invalid as the rest here */
-        return op_config_field_set(u, k, v, d) == OP_OK ? OP_OK : OP_EINVAL;
-    if (priority_parse(v, &u->priority) == OP_OK)
-        return OP_OK;
-    snprintf(d->field, sizeof d->field, "%s", k->name);
-    op_diag_set(d, "invalid_config", "priority: '%.64s' is not important, live and backlog in"
-                                     " the order to serve them, each once, backlog last", v);
-    return OP_EINVAL;
+    return op_config_field_set(u, k, v, d) == OP_OK ? OP_OK : OP_EINVAL;
 }
 
 static int defaults(struct op_uplink_cfg *u, struct op_diag *d)
