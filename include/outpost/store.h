@@ -1,7 +1,8 @@
 /*
  * store: the durable home of readings and device status. SQLite in WAL mode
  * with one writer thread (group commit) and a small pool of reader threads,
- * each owning a read-only connection. Depends on util and core.
+ * each owning a read-only connection. Depends on util, core and codec (older
+ * readings are kept in codec-encoded chunks).
  *
  * Writes are submitted as struct op_store_write records the caller owns;
  * the writer drains everything queued, commits once, then calls each
@@ -401,5 +402,17 @@ struct op_store_stats {
     int64_t commits;           /* group transactions committed since open */
 };
 void op_store_get_stats(struct op_store *s, struct op_store_stats *out);
+
+/* ---- SQL access (store_sql.c) ---------------------------------------- */
+
+struct sqlite3;
+/* Registers the eponymous, read-only virtual table `readings` (sensor_id,
+ * ts, seq, value) on db: every stored reading, from the log and decoded from
+ * the chunks, as one row each. It lets any SQLite connection to an outpost
+ * database (the tests; the sqlite3 shell through the loadable extension
+ * outpost_sqlite.so, which calls this) read every stored reading as the
+ * table `readings`. A scan of a damaged chunk fails with SQLITE_CORRUPT and
+ * a message naming it. OP_OK or OP_EIO; on the connection's thread. */
+int op_store_sql_register(struct sqlite3 *db);
 
 #endif

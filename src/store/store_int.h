@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "outpost/codec.h"
 #include "outpost/core.h"
 #include "outpost/err.h"
 #include "outpost/store.h"
@@ -26,7 +27,7 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
@@ -73,6 +74,46 @@
  * single writer never waits for readers; this covers WAL recovery only. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+/* ---- chunks: a sensor's readings, codec-encoded (store_chunk.c) -------- */
+
+/* Readings a chunk holds at most (one codec block). */
+#define STORE_CHUNK_MAX 1024
+/* Compaction appends to a sensor's newest chunk while it holds fewer than
+ * this many readings (and the new ones all come after it), so a sensor
+ * that gets a few readings per compaction does not end up as many tiny
+ * chunks; a fuller chunk is left alone, so a chunk is rewritten only
+ * while it is small. */
+#define STORE_CHUNK_FILL 512
+
+/* Readings as parallel arrays: what a chunk is built from and decodes to. */
+struct store_pts {
+    int64_t *ts;
+    double *val;
+    int64_t *seq;
+    size_t n, cap;
+};
+
+/* One encoded chunk: the points frame, then the seqs frame, in data. */
+struct store_chunk_buf {
+    uint8_t *data;
+    size_t cap;
+    size_t points_len, seqs_len;
+};
+
+/* Makes room for n readings in all (OP_OK, OP_ENOMEM). */
+int store__pts_reserve(struct store_pts *p, size_t n);
+int store__pts_push(struct store_pts *p, int64_t ts, double val, int64_t seq);
+void store__pts_free(struct store_pts *p);
+/* Encodes p's readings [at, at + n), 1 <= n <= STORE_CHUNK_MAX, sorted by
+ * (ts, seq), into out (reused across calls; the caller frees out->data
+ * with op_free). ctx is the caller's codec context (op_codec_ctx_create). */
+int store__chunk_encode(struct op_codec_ctx *ctx, const struct store_pts *p, size_t at, size_t n,
+                        struct store_chunk_buf *out);
+/* Appends a chunk's readings to p. OP_ECORRUPT for frames that do not
+ * check out or disagree, OP_ENOMEM. */
+int store__chunk_decode(struct op_codec_ctx *ctx, const void *points, size_t points_len,
+                        const void *seqs, size_t seqs_len, struct store_pts *p);
+
 /* ---- layout: how readings are stored ---------------------------------- */
 
 /*
@@ -117,7 +158,7 @@ struct store_layout {
     int64_t (*compact_wait_ns)(void *state, bool idle, int64_t hold);
 };
 
-extern const struct store_layout store__layout_log;
+extern const struct store_layout store__layout_chunks;
 
 /* ---- the store -------------------------------------------------------- */
 
@@ -161,12 +202,14 @@ enum store_wstmt {
 
 /* Statements a reader prepares on first use and keeps. */
 enum store_rstmt {
-    R_RANGE_ASC,
-    R_RANGE_ASC_AFTER,
-    R_RANGE_DESC,
-    R_RANGE_DESC_AFTER,
-    R_AGGREGATE,
-    R_SENSORS,
+    R_SCAN_BEGIN, /* store_scan.c */
+    R_SCAN_COMMIT,
+    R_SCAN_SENSOR,
+    R_SCAN_LOG_ASC,
+    R_SCAN_LOG_DESC,
+    R_SCAN_CHUNKS_ASC,
+    R_SCAN_CHUNKS_DESC,
+    R_SENSORS, /* store_query.c */
     R_DEVICE_GET,
     R_DEVICES,
     R_SINCE,       /* store_rules.c from here on */
@@ -187,10 +230,20 @@ enum store_rstmt {
     R_STMT_COUNT
 };
 
+/* A decoded chunk (or the log's rows) in a scan: readings [lo, hi) of p
+ * are still to be handed out. */
+struct store_run {
+    struct store_pts p;
+    size_t lo, hi;
+};
+
 struct op_store_reader {
     struct op_store *s;
     sqlite3 *db; /* read-only; used by this reader's thread only */
     sqlite3_stmt *stmt[R_STMT_COUNT];
+    struct op_codec_ctx *codec; /* scans' decoding, created on first use */
+    struct store_run *runs;     /* scans' runs, kept with their buffers */
+    size_t runs_cap;
     int64_t deadline_ns; /* the running query is interrupted past this */
     pthread_t thread;
     bool started;
@@ -316,6 +369,9 @@ int store__readers_open(struct op_store *s);
 int store__readers_start(struct op_store *s);
 /* Lets the readers finish the queued jobs, joins them, closes connections. */
 void store__readers_stop(struct op_store *s);
+/* Finalizes a reader's statements, closes its connection, frees its scan
+ * buffers (not r itself). */
+void store__reader_fini(struct op_store_reader *r);
 
 /* ---- store_writer.c: compaction ------------------------------------------ */
 
@@ -325,6 +381,37 @@ void store__txn_rollback(struct op_store *s, bool begun);
 
 /* One compaction step in its own transaction; returns rows moved or < 0. */
 int64_t store__compact_step(struct op_store *s);
+
+/* ---- store_scan.c ------------------------------------------------------ */
+
+/* One sensor's readings in (ts, seq) order; zero it, optionally set a
+ * cursor with store__scan_after, then open, next until 0, close. */
+struct store_scan {
+    struct op_store_reader *r;
+    const char *sensor;
+    bool desc;
+    bool lo_set, hi_set; /* a cursor narrowed the window */
+    int64_t lo_ts, lo_seq, hi_ts, hi_seq; /* the window: keys strictly inside */
+    sqlite3_stmt *chunks; /* the candidate chunks, while open */
+    bool pending;         /* chunks is on a row not decoded yet */
+    int64_t pend_key;     /* that row's ts_lo (asc) or ts_hi (desc) */
+    int src;              /* the first SQLite failure */
+    bool in_txn;
+    size_t nruns;         /* the active runs: r->runs[0..nruns) */
+};
+
+/* Continue strictly after (asc) or before (desc) the reading (ts, seq). */
+void store__scan_after(struct store_scan *sc, bool desc, int64_t ts, int64_t seq);
+/* Starts a scan of the sensor's readings with from <= ts < to; at most
+ * log_limit of them come from the log (-1: all). An unknown sensor scans
+ * nothing. OP_OK or an op_err; close the scan either way. */
+int store__scan_open(struct store_scan *sc, struct op_store_reader *r, const char *sensor,
+                     bool desc, int64_t from, int64_t to, int64_t log_limit);
+/* 1 with the next reading, 0 at the end, or a negative op_err. */
+int store__scan_next(struct store_scan *sc, int64_t *ts, double *val, int64_t *seq);
+/* Ends the scan's statements and read transaction; returns rc, or the
+ * failure of ending them when rc is not already one. */
+int store__scan_close(struct store_scan *sc, int rc);
 
 /* ---- store_query.c: statements shared with store_rules.c ---------------- */
 

@@ -161,6 +161,33 @@ static const char *const migrations[] = {
     "  lo INTEGER NOT NULL,"
     "  hi INTEGER NOT NULL,"
     "  PRIMARY KEY(node, uplink, lo)) WITHOUT ROWID;",
+    /* 6: the log + chunks layout (store_layout.c). A sensor's compacted
+     * readings are codec-encoded chunks of up to STORE_CHUNK_MAX, indexed
+     * by both ends of their time range; sensors.span is the widest chunk's
+     * ts_hi - ts_lo, where a query's scan must start. A compaction that
+     * was interrupted between steps is finished here, so the log starts
+     * at its front again; readings_sorted stays until the layout, which
+     * can encode, has turned it into chunks at open (rows_create). */
+    "CREATE TABLE chunks("
+    "  id INTEGER PRIMARY KEY,"
+    "  sensor_id INTEGER NOT NULL,"
+    "  ts_lo INTEGER NOT NULL,"
+    "  ts_hi INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  points BLOB NOT NULL,"
+    "  seqs BLOB NOT NULL);"
+    "CREATE INDEX chunks_lo ON chunks(sensor_id, ts_lo, ts_hi);"
+    "CREATE INDEX chunks_hi ON chunks(sensor_id, ts_hi, ts_lo);"
+    "ALTER TABLE sensors ADD COLUMN span INTEGER NOT NULL DEFAULT 0;"
+    "DROP VIEW readings;"
+    "UPDATE meta SET value = max(value,"
+    "  coalesce((SELECT max(seq) + 1 FROM readings_log), 1),"
+    "  coalesce((SELECT max(seq) + 1 FROM readings_sorted), 1)) WHERE key = 'next_seq';"
+    "INSERT INTO readings_sorted SELECT sensor_id, ts, seq, value FROM readings_log"
+    "  WHERE seq < (SELECT value FROM meta WHERE key = 'compact_bound')"
+    "  AND sensor_id >= (SELECT value FROM meta WHERE key = 'compact_hi');"
+    "DELETE FROM readings_log WHERE seq < (SELECT value FROM meta WHERE key = 'compact_bound');"
+    "DELETE FROM meta WHERE key IN ('compact_bound', 'compact_hi');",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -538,9 +565,7 @@ static void store_free(struct op_store *s)
 {
     if (s->readers) {
         for (int i = 0; i < s->nreaders; i++) {
-            for (int k = 0; k < R_STMT_COUNT; k++)
-                sqlite3_finalize(s->readers[i].stmt[k]);
-            sqlite3_close(s->readers[i].db);
+            store__reader_fini(&s->readers[i]);
         }
         op_free(s->readers);
     }
@@ -617,7 +642,7 @@ int op_store_open(struct op_store **out, const struct op_store_opts *opts)
         s->opts.queue_max_bytes = STORE_DEFAULT_QUEUE_BYTES;
     if (s->opts.retention_interval_ms == 0)
         s->opts.retention_interval_ms = STORE_DEFAULT_RETENTION_INTERVAL_MS;
-    s->layout = &store__layout_log;
+    s->layout = &store__layout_chunks;
     s->dir = op_strndup(opts->dir, strlen(opts->dir));
     s->path = s->dir ? path_join(s->dir, STORE_DB_FILE) : NULL;
     s->wal_path = s->dir ? path_join(s->dir, STORE_DB_FILE "-wal") : NULL;

@@ -1,8 +1,9 @@
 /*
  * store_query.c: the queries a read job runs on its reader connection:
  * ranges of one sensor's readings (with a cursor to page through them),
- * time-bucketed aggregates, the sensor list and the devices. Each query is
- * one statement, hence one consistent snapshot, and is reset before it
+ * time-bucketed aggregates, the sensor list and the devices. Each query
+ * reads one consistent snapshot: a single statement, or for readings a
+ * scan in one read transaction (store_scan.c), and ends it before it
  * returns so the reader never pins an old snapshot (which would keep the
  * WAL from being checkpointed). Statements are prepared on first use and
  * kept for the connection's lifetime.
@@ -12,35 +13,28 @@
 
 #include "store_int.h"
 
-/*
- * Readings live in two tables (store_rows.c): readings_sorted, clustered on
- * (sensor_id, ts, seq), and the small readings_log in commit order. A range
- * is one compound SELECT over both whose ORDER BY SQLite runs as a merge:
- * the sorted arm comes straight off the clustered key, the log arm is
- * scanned and sorted (the writer keeps the log small), and LIMIT stops the
- * merge early. The sensor is resolved inside the statement, so name and
- * rows come from one snapshot. The row-value comparison continues strictly
- * after the cursor in (ts, seq) order; SQLite seeks only with the plain
- * bounds, so the cursor's ts is folded into ?2 or ?3 as well.
- */
-#define SENSOR_ID "(SELECT id FROM sensors WHERE name = ?1)"
-#define ARM(table, extra)                                                           \
-    "SELECT ts, value, seq FROM " table " WHERE sensor_id = " SENSOR_ID             \
-    " AND ts >= ?2 AND ts < ?3" extra
-/* Log rows of a chunk being compacted that already moved are skipped
- * (store_rows.c keeps the chunk's bound and done sensor ids in meta). */
-#define NOT_MOVED                                                                   \
-    " AND NOT (seq < (SELECT value FROM meta WHERE key = 'compact_bound')"           \
-    " AND sensor_id < (SELECT value FROM meta WHERE key = 'compact_hi'))"
-#define BOTH(extra)                                                                 \
-    ARM("readings_sorted", extra) " UNION ALL " ARM("readings_log", extra NOT_MOVED)
+/* The scan's statements (store_scan.c). The log has no index but its
+ * primary key: the writer keeps it small, and SQLite sorts the sensor's
+ * rows out of it. The chunk queries name their index, as the ORDER BY
+ * needs that one's order; ?2 reaches back (asc) or forward (desc) by the
+ * sensor's span, so a chunk that starts before the window and reaches
+ * into it is found. */
+#define LOG_WINDOW                                                                  \
+    "SELECT ts, value, seq FROM readings_log WHERE sensor_id = ?1"                  \
+    " AND (ts, seq) > (?2, ?3) AND (ts, seq) < (?4, ?5)"
 
 static const char *const rsql[R_STMT_COUNT] = {
-    [R_RANGE_ASC] = BOTH("") " ORDER BY 1, 3 LIMIT ?4",
-    [R_RANGE_ASC_AFTER] = BOTH(" AND (ts, seq) > (?5, ?6)") " ORDER BY 1, 3 LIMIT ?4",
-    [R_RANGE_DESC] = BOTH("") " ORDER BY 1 DESC, 3 DESC LIMIT ?4",
-    [R_RANGE_DESC_AFTER] = BOTH(" AND (ts, seq) < (?5, ?6)") " ORDER BY 1 DESC, 3 DESC LIMIT ?4",
-    [R_AGGREGATE] = BOTH("") " ORDER BY 1, 3",
+    [R_SCAN_BEGIN] = "BEGIN",
+    [R_SCAN_COMMIT] = "COMMIT",
+    [R_SCAN_SENSOR] = "SELECT id, span FROM sensors WHERE name = ?1",
+    [R_SCAN_LOG_ASC] = LOG_WINDOW " ORDER BY ts, seq LIMIT ?6",
+    [R_SCAN_LOG_DESC] = LOG_WINDOW " ORDER BY ts DESC, seq DESC LIMIT ?6",
+    [R_SCAN_CHUNKS_ASC] = "SELECT ts_lo, points, seqs FROM chunks INDEXED BY chunks_lo"
+                          " WHERE sensor_id = ?1 AND ts_lo >= ?2 AND ts_lo <= ?3"
+                          " AND ts_hi >= ?4 ORDER BY ts_lo",
+    [R_SCAN_CHUNKS_DESC] = "SELECT ts_hi, points, seqs FROM chunks INDEXED BY chunks_hi"
+                           " WHERE sensor_id = ?1 AND ts_hi <= ?2 AND ts_hi >= ?3"
+                           " AND ts_lo <= ?4 ORDER BY ts_hi DESC",
     [R_SENSORS] = "SELECT name, count, first_ts, last_ts, last_value FROM sensors"
                   " WHERE count > 0 ORDER BY name",
     [R_DEVICE_GET] = "SELECT id, status, attributes, updated_at FROM devices WHERE id = ?1",
@@ -84,39 +78,21 @@ int op_store_query_range(struct op_store_reader *r, const struct op_range_query 
         return OP_EINVAL;
     if (q->from >= q->to)
         return 0;
-    enum store_rstmt which = q->desc ? (q->has_after ? R_RANGE_DESC_AFTER : R_RANGE_DESC)
-                                     : (q->has_after ? R_RANGE_ASC_AFTER : R_RANGE_ASC);
-    sqlite3_stmt *st = stmt_get(r, which);
-    if (!st)
-        return OP_EIO;
-    int64_t from = q->from, to = q->to;
-    if (q->has_after) {
-        /* Asc continues at ts >= after_ts, desc at ts <= after_ts; the row
-         * value then skips the rows of after_ts already delivered. */
-        if (!q->desc && q->after_ts > from)
-            from = q->after_ts;
-        if (q->desc && q->after_ts < INT64_MAX && q->after_ts + 1 < to)
-            to = q->after_ts + 1;
-        if (from >= to)
-            return 0;
-    }
-    sqlite3_bind_text(st, 1, q->sensor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    /* The count is returned as an int. */
-    sqlite3_bind_int64(st, 4, q->limit < INT_MAX ? q->limit : INT_MAX);
-    if (q->has_after) {
-        sqlite3_bind_int64(st, 5, q->after_ts);
-        sqlite3_bind_int64(st, 6, q->after_seq);
-    }
-    int n = 0, src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    struct store_scan sc = { 0 };
+    if (q->has_after)
+        store__scan_after(&sc, q->desc, q->after_ts, q->after_seq);
+    int64_t limit = q->limit < INT_MAX ? q->limit : INT_MAX; /* the count is an int */
+    int n = 0, rc = store__scan_open(&sc, r, q->sensor, q->desc, q->from, q->to, limit);
+    int64_t ts, seq;
+    double v;
+    while (rc == OP_OK && n < limit && (rc = store__scan_next(&sc, &ts, &v, &seq)) == 1) {
+        rc = OP_OK;
         n++;
-        if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
-               sqlite3_column_int64(st, 2)) != 0)
+        if (fn(ctx, ts, v, seq) != 0)
             break;
     }
-    return stmt_end(r, st, src, n);
+    rc = store__scan_close(&sc, rc < 0 ? rc : OP_OK);
+    return rc != OP_OK ? rc : n;
 }
 
 /* The bucket holding ts: [floor(ts / step) * step, that + step), each
@@ -139,21 +115,16 @@ int op_store_query_aggregate(struct op_store_reader *r, const struct op_agg_quer
         return OP_EINVAL;
     if (q->from >= q->to)
         return 0;
-    sqlite3_stmt *st = stmt_get(r, R_AGGREGATE);
-    if (!st)
-        return OP_EIO;
-    sqlite3_bind_text(st, 1, q->sensor, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, q->from);
-    sqlite3_bind_int64(st, 3, q->to);
-
+    struct store_scan sc = { 0 };
+    int rc = store__scan_open(&sc, r, q->sensor, false, q->from, q->to, -1);
     struct op_agg_bucket b = { 0 };
-    int64_t end = 0; /* the current bucket holds ts in [b.start, end) */
+    int64_t end = 0, ts, seq; /* the current bucket holds ts in [b.start, end) */
+    double v;
     bool open = false, stopped = false;
-    int n = 0, src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t ts = sqlite3_column_int64(st, 0);
-        double v = sqlite3_column_double(st, 1);
-        /* Rows come in (ts, seq) order, so a bucket is complete once a row
+    int n = 0;
+    while (rc == OP_OK && (rc = store__scan_next(&sc, &ts, &v, &seq)) == 1) {
+        rc = OP_OK;
+        /* Readings come in (ts, seq) order, so a bucket is complete once one
          * lands past its end, and a new bucket only needs a division then. */
         if (!open || ts >= end) {
             if (open) {
@@ -177,11 +148,12 @@ int op_store_query_aggregate(struct op_store_reader *r, const struct op_agg_quer
             b.max = v;
         b.last = v; /* ties in ts: the later seq comes later */
     }
-    if (open && !stopped && src == SQLITE_DONE) {
+    if (rc == 0 && open && !stopped) {
         n++;
         fn(ctx, &b);
     }
-    return stmt_end(r, st, stopped ? SQLITE_DONE : src, n);
+    rc = store__scan_close(&sc, rc < 0 ? rc : OP_OK);
+    return rc != OP_OK ? rc : n;
 }
 
 int op_store_list_sensors(struct op_store_reader *r, op_sensor_fn *fn, void *ctx)

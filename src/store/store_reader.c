@@ -126,3 +126,14 @@ void store__readers_stop(struct op_store *s)
     }
     /* The connections are closed by the store's free path. */
 }
+
+void store__reader_fini(struct op_store_reader *r)
+{
+    for (int k = 0; k < R_STMT_COUNT; k++)
+        sqlite3_finalize(r->stmt[k]);
+    sqlite3_close(r->db);
+    op_codec_ctx_destroy(r->codec);
+    for (size_t k = 0; k < r->runs_cap; k++)
+        store__pts_free(&r->runs[k].p);
+    op_free(r->runs);
+}

@@ -318,9 +318,7 @@ void op_store_reader_close(struct op_store_reader *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < R_STMT_COUNT; i++)
-        sqlite3_finalize(r->stmt[i]);
-    sqlite3_close(r->db);
+    store__reader_fini(r);
     op_free(r);
 }
 

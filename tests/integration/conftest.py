@@ -25,7 +25,8 @@ DEFAULT_TEST_TIMEOUT = 240
 
 def pytest_report_header(config):
     return [f"outpost binary: {outpost_proc.default_bin()} "
-            f"(sanitized={outpost_proc.SANITIZED}, time bounds x{outpost_proc.SLOWDOWN:g})"]
+            f"(sanitized={outpost_proc.SANITIZED}, time bounds x{outpost_proc.SLOWDOWN:g}), "
+            f"SQLite extension: {outpost_proc.sqlite_ext()}"]
 
 
 @pytest.fixture(scope="session")

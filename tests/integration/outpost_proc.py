@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -40,6 +41,38 @@ def scaled(seconds):
 def default_bin():
     b = os.environ.get("OUTPOST_BIN")
     return Path(b) if b else REPO / "build" / "outpost"
+
+
+def sqlite_ext():
+    """outpost_sqlite.so, the SQLite extension with the store's `readings`
+    table (readings kept in chunks are beyond plain SQL): $OUTPOST_SQLITE_EXT,
+    or the one next to the binary. A sanitized build makes none, since this
+    uninstrumented Python could not load it; make asan-test names the plain
+    build's."""
+    e = os.environ.get("OUTPOST_SQLITE_EXT")
+    return Path(e) if e else default_bin().with_name("outpost_sqlite.so")
+
+
+def store_connect(data_dir, timeout=10):
+    """A read-only connection to the outpost.db in data_dir (WAL lets it in
+    beside a running daemon) on which `readings` holds every stored reading."""
+    ext = sqlite_ext()
+    if not ext.exists():
+        raise FileNotFoundError(f"{ext} not found: build it (make build) or set "
+                                "OUTPOST_SQLITE_EXT to a plain build's (a sanitized build "
+                                "makes none)")
+    db = sqlite3.connect(f"file:{data_dir}/outpost.db?mode=ro", uri=True, timeout=timeout)
+    try:
+        if not hasattr(db, "enable_load_extension"):
+            raise RuntimeError("this Python's sqlite3 cannot load extensions: run the suite "
+                               "with /usr/bin/python3 (make integration)")
+        db.enable_load_extension(True)
+        db.load_extension(str(ext))
+        db.enable_load_extension(False)
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 def wait_until(pred, timeout, interval=0.02, what="condition"):

@@ -1,6 +1,7 @@
 """Retention by age and by byte quota: old readings vanish incrementally,
 recent ones stay, deletions are counted by reason in /metrics."""
 
+import math
 import time
 
 import pytest
@@ -54,9 +55,12 @@ def test_retention_age_zero_keeps_everything(outpost_factory):
 def test_retention_by_bytes_deletes_oldest_first(outpost_factory):
     d = outpost_factory(config={"store": {"retention_bytes": "512KiB",
                                           "retention_interval": "50ms"}})
-    total, ts = 60_000, 1_000_000
+    # sin(ts) has no pattern for the codec to exploit (about 9 bytes a
+    # reading in chunks), so 100,000 readings are well over the quota;
+    # value(ts) also lets the check below see holes.
+    total, ts = 100_000, 1_000_000
     for k in range(total // 10_000):
-        b = [{"sensor": "quota", "value": float(ts + i), "ts": ts + i} for i in range(10_000)]
+        b = [{"sensor": "quota", "value": math.sin(ts + i), "ts": ts + i} for i in range(10_000)]
         ts += 10_000
         r = d.post_readings(b)
         assert r.status_code == 201, r.text
@@ -84,7 +88,7 @@ def test_retention_by_bytes_deletes_oldest_first(outpost_factory):
     # What remains is the newest readings, with no holes.
     first = rows[0][0]
     assert first > 1_000_000
-    assert rows == [(t, float(t)) for t in range(first, ts)], "retention left holes"
+    assert rows == [(t, math.sin(t)) for t in range(first, ts)], "retention left holes"
     wait_until(lambda: deleted_by_quota() >= total - len(rows), scaled(10),
                what="deletions to be counted")
     db = metric_value(d.metrics(), "outpost_store_db_bytes")

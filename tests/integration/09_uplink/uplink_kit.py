@@ -7,8 +7,9 @@ ledger: the same (ts, value) list per sensor, in the order the receiver
 stored them (its seq), so loss, duplicates and reordering all show.
 
 The edge's and the receiver's SQLite files are read read-only (WAL lets a
-reader in beside the running daemon): the edge's node id and uplink cursor,
-the receiver's rows in arrival order.
+reader in beside the running daemon), readings through outpost_sqlite.so's
+`readings` table: the edge's node id and uplink cursor, the receiver's rows
+in arrival order.
 
 OUTPOST_SOAK=1 (make soak, or by hand) lengthens the cases: more readings,
 longer outages.
@@ -16,11 +17,10 @@ longer outages.
 
 import os
 import socket
-import sqlite3
 import time
 from contextlib import closing
 
-from outpost_proc import metric_value, scaled, wait_until
+from outpost_proc import metric_value, scaled, store_connect, wait_until
 
 SOAK = os.environ.get("OUTPOST_SOAK", "") not in ("", "0")
 TS0 = 1_700_000_000_000
@@ -126,8 +126,7 @@ class Ledger:
 # ---- the SQLite files, read-only ------------------------------------------------
 
 def db_query(daemon, sql, args=()):
-    path = daemon.data_dir / "outpost.db"
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+    with closing(store_connect(daemon.data_dir)) as db:
         return db.execute(sql, args).fetchall()
 
 

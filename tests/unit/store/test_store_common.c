@@ -154,6 +154,8 @@ static sqlite3 *db_open(const char *dir)
     snprintf(path, sizeof(path), "%s/outpost.db", dir);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    /* Readings in chunks are visible to SQL only through this table. */
+    assert_int_equal(op_store_sql_register(db), OP_OK);
     return db;
 }
 

@@ -51,7 +51,7 @@ static void append_one(struct op_store *s, const char *sensor, int64_t ts, doubl
 #define RQ_DESC(s, f, t, l)                                                                    \
     ((struct op_range_query){ .sensor = (s), .from = (f), .to = (t), .limit = (l), .desc = true })
 
-#define MAX_ROWS 256
+#define MAX_ROWS 4096
 
 struct rows {
     int n;
@@ -295,13 +295,13 @@ static bool compacted_65536(void *ctx)
     return ts_metric("outpost_store_compacted_readings_total") >= 65536;
 }
 
-/* Readings live partly in the sorted table and partly in the log; every
+/* Readings live partly in chunks and partly in the log; every
  * query must see them as one series, in order, across the seam. */
-static void test_queries_merge_log_and_sorted(void **state)
+static void test_queries_merge_log_and_chunks(void **state)
 {
     struct fixture *f = *state;
     /* Even ts 0..139998: a log past its compaction size, so the writer
-     * moves the first 65536 (ts 0..131070) to the sorted table. */
+     * moves the first 65536 (ts 0..131070) into chunks. */
     assert_int_equal(ts_append(f->s, "big", 0, 2, 0, 70000), OP_OK);
     assert_true(ts_poll(compacted_65536, NULL, 20000));
     /* Odd ts 131001..131199 go to the log, interleaving both sides. */
@@ -332,64 +332,82 @@ static void test_queries_merge_log_and_sorted(void **state)
     assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 70101);
 }
 
-/* Sums the counts of sensors s0..s(n-1) over all time, read through the
- * queries (one read job per sensor). */
-static int64_t total_through_queries(struct op_store *s, int nsensors)
+static bool log_empty(void *ctx)
 {
-    int64_t total = 0;
-    for (int i = 0; i < nsensors; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "s%d", i);
-        struct agg_call c = { .q = { name, INT64_MIN, INT64_MAX, INT64_MAX / 4 } };
-        ts_read(s, agg_job, &c);
-        assert_true(c.rc >= 0);
-        total += c.n ? c.b[0].count : 0;
-    }
-    return total;
+    return ts_sql_int(ctx, "SELECT count(*) FROM readings_log") == 0;
 }
 
-static bool chunk_done(void *ctx)
-{
-    return ts_sql_int(ctx, "SELECT value FROM meta WHERE key = 'compact_bound'") == 0;
-}
-
-/* A chunk is compacted in several steps (a range of sensor ids each). The
- * state between two steps is made here by hand, exactly as a step leaves
- * it: queries must see every reading once, and the writer must resume the
- * chunk without moving a row twice (the clustered key would refuse it). */
-static void test_compaction_steps_are_invisible(void **state)
+/* Readings that arrive late make one sensor's chunks overlap in time, and
+ * equal timestamps tie by seq; a chunk holds at most STORE_CHUNK_MAX
+ * readings and small ones are extended. Queries must hand out every
+ * reading once, in (ts, seq) order, both ways and across pages, from
+ * overlapping chunks and the log at once. */
+static void test_overlapping_chunks_merge(void **state)
 {
     struct fixture *f = *state;
-    enum { NS = 300, PER = 10 };
-    for (int i = 0; i < NS; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "s%d", i);
-        assert_int_equal(ts_append(f->s, name, 0, 1, 0, PER), OP_OK);
+    /* 3,000 readings ts 0..29990: three chunks (1024, 1024, 952). */
+    assert_int_equal(ts_append(f->s, "late", 0, 10, 0, 3000), OP_OK);
+    assert_true(ts_poll(log_empty, f->dir, 20000));
+    /* Late: 500 odd ts 5..4995, and 50 duplicates of ts 100..590. */
+    assert_int_equal(ts_append(f->s, "late", 5, 10, 0.5, 500), OP_OK);
+    assert_int_equal(ts_append(f->s, "late", 100, 10, 0.25, 50), OP_OK);
+    assert_true(ts_poll(log_empty, f->dir, 20000));
+    assert_true(ts_sql_int(f->dir, "SELECT count(*) FROM chunks a JOIN chunks b"
+                                   " ON a.id < b.id AND a.ts_lo <= b.ts_hi"
+                                   " AND b.ts_lo <= a.ts_hi") > 0);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(n) FROM chunks"), 1024);
+    /* A few more stay in the log: ts 7..997, interleaved with both. */
+    assert_int_equal(ts_append(f->s, "late", 7, 10, 0.75, 100), OP_OK);
+    enum { ALL = 3000 + 500 + 50 + 100 };
+
+    for (int desc = 0; desc <= 1; desc++) {
+        for (int page = 64; page <= 4096; page *= 8) {
+            struct rows all = page_range(f->s, "late", INT64_MIN, INT64_MAX, desc, page);
+            assert_int_equal(all.n, ALL);
+            assert_strict_order(&all, desc);
+        }
+        /* A window inside the overlap. */
+        struct rows w = page_range(f->s, "late", 95, 605, desc, 13);
+        assert_int_equal(w.n, 51 + 51 + 50 + 51);
+        assert_strict_order(&w, desc);
     }
+    struct agg_call c = { .q = { "late", 0, 1000, 100 } };
+    ts_read(f->s, agg_job, &c);
+    assert_int_equal(c.rc, 10);
+    assert_int_equal(c.b[1].count, 10 + 10 + 10 + 10); /* 100..199 */
+    assert_true(c.b[1].first == 10 && c.b[1].last == 19.75);
+
+    /* A restart keeps seq increasing past rows that left the log. */
+    int64_t max_seq = ts_sql_int(f->dir, "SELECT max(seq) FROM readings");
     op_store_close(f->s);
-    f->s = NULL;
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_log"), NS * PER);
-
-    /* Sensors with id < 101 moved, the chunk being the whole log. */
-    ts_sql_int(f->dir, "INSERT INTO readings_sorted SELECT sensor_id, ts, seq, value"
-                       " FROM readings_log WHERE sensor_id < 101");
-    ts_sql_int(f->dir, "UPDATE meta SET value = (SELECT max(seq) + 1 FROM readings_log)"
-                       " WHERE key = 'compact_bound'");
-    ts_sql_int(f->dir, "UPDATE meta SET value = 101 WHERE key = 'compact_hi'");
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_sorted"), 100 * PER);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), NS * PER);
-
     struct op_store_opts o = ts_opts(f->dir);
     f->s = ts_open(&o);
-    assert_int_equal(total_through_queries(f->s, NS), NS * PER);
-    assert_true(ts_poll(chunk_done, f->dir, 20000));
-    assert_int_equal(total_through_queries(f->s, NS), NS * PER);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_log"), 0);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings_sorted"), NS * PER);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(DISTINCT seq) FROM readings"), NS * PER);
-    /* seq goes on past the chunk that left the log. */
-    append_one(f->s, "s0", 99, 1);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), NS * PER + 1);
+    append_one(f->s, "late", 1, 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), max_seq + 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), ALL + 1);
+}
+
+/* A sensor that gets a few readings per compaction grows its newest chunk
+ * instead of adding tiny ones, until the chunk is STORE_CHUNK_FILL full. */
+static void test_small_chunks_are_extended(void **state)
+{
+    struct fixture *f = *state;
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(ts_append(f->s, "slow", round * 100, 1, 0, 100), OP_OK);
+        assert_true(ts_poll(log_empty, f->dir, 20000));
+    }
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM chunks"), 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT n FROM chunks"), 400);
+    for (int round = 4; round < 8; round++) {
+        assert_int_equal(ts_append(f->s, "slow", round * 100, 1, 0, 100), OP_OK);
+        assert_true(ts_poll(log_empty, f->dir, 20000));
+    }
+    /* 400 + 100 + 100: past the fill mark, the next rounds start chunks. */
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM chunks"), 2);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(n) FROM chunks"), 600);
+    struct rows all = page_range(f->s, "slow", INT64_MIN, INT64_MAX, false, 1000);
+    assert_int_equal(all.n, 800);
+    assert_strict_order(&all, false);
 }
 
 /* ---- sensors ----------------------------------------------------------- */
@@ -523,8 +541,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_order_and_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_cursor_through_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_buckets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queries_merge_log_and_sorted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_compaction_steps_are_invisible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_merge_log_and_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlapping_chunks_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_chunks_are_extended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sensor_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_queue_cap, setup, teardown),
     };

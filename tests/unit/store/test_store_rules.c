@@ -261,7 +261,7 @@ static void test_progress_alerts_and_cursor(void **state)
     assert_int_equal(op_store_reader_open(f->s, &f->r), OP_OK);
     assert_int_equal(op_store_rules_marks(f->r, &seq, &cursor), OP_OK);
     assert_int_equal(cursor, 42);
-    assert_int_equal(ts_sql_int(f->dir, "PRAGMA user_version"), 5);
+    assert_int_equal(ts_sql_int(f->dir, "PRAGMA user_version"), 6);
 }
 
 /* Derived readings commit with the cursor, are readings for queries, and

@@ -28,7 +28,7 @@ static void test_open_creates_schema(void **state)
     op_store_close(s);
 
     assert_int_equal(ts_sql_int(path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
-    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 5);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 6);
     ts_sql_text(path, "PRAGMA journal_mode", text, sizeof(text));
     assert_string_equal(text, "wal");
 
@@ -39,8 +39,9 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings"), 3);
 }
 
-/* A database of schema 1 (one readings table + index) is migrated to the
- * log + sorted layout with its readings and its sequence intact. */
+/* A database of schema 1 (one readings table + index) is migrated through
+ * every version to the log + chunks layout, with its readings and its
+ * sequence intact: the readings become a chunk at open. */
 static void test_open_migrates_schema_1(void **state)
 {
     char path[600], db[700];
@@ -73,8 +74,11 @@ static void test_open_migrates_schema_1(void **state)
     struct op_store *s = ts_open(&o);
     assert_int_equal(ts_append(s, "old", 40, 1, 4.5, 1), OP_OK);
     op_store_close(s);
-    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 5);
-    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings_sorted"), 3);
+    assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 6);
+    assert_int_equal(ts_sql_int(path, "SELECT sum(n) FROM chunks"), 3);
+    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM sqlite_master"
+                                      " WHERE name IN ('readings_sorted', 'readings')"), 0);
+    assert_int_equal(ts_sql_int(path, "SELECT span FROM sensors WHERE name = 'old'"), 20);
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings WHERE sensor_id = 1"), 4);
     assert_int_equal(ts_sql_int(path, "SELECT seq FROM readings WHERE ts = 40"), 8);
     assert_int_equal(ts_sql_int(path, "SELECT count FROM sensors WHERE name = 'old'"), 4);
@@ -622,7 +626,9 @@ static void test_wal_checkpointed(void **state)
     assert_int_equal(stat(path, &db), 0);
     snprintf(path, sizeof(path), "%s/outpost.db-wal", (char *)*state);
     assert_int_equal(stat(path, &wal), 0);
-    assert_true(db.st_size > 8 << 20); /* about 30 MiB of log and sorted pages in all */
+    /* A million log rows are about 30 MiB of pages through the WAL (the
+     * file itself stays small: compaction frees log pages for reuse). */
+    assert_true(db.st_size > 0);
     assert_true(wal.st_size < 20 << 20);
     op_store_close(s);
     assert_int_equal(ts_sql_int(*state, "SELECT count(*) FROM readings"), 1000000);

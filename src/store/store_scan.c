@@ -1,0 +1,293 @@
+/*
+ * store_scan.c: one sensor's readings in (ts, seq) order, ascending or
+ * descending, from the two places they live (store_layout.c): the log,
+ * one row per reading, and the chunks, up to STORE_CHUNK_MAX codec-encoded
+ * readings each. Range queries and aggregates (store_query.c) read
+ * through it.
+ *
+ * A scan is a merge of runs: the sensor's log rows in the window (one
+ * sorted SELECT) and each chunk, decoded when the merge reaches it.
+ * Chunks of a sensor may overlap in time (readings that arrived late), so
+ * they come from an index on one end of their range, ascending by ts_lo
+ * (descending by ts_hi), and a chunk is decoded before any reading at or
+ * past its start is handed out; everything decoded but not yet handed out
+ * stays in its run. Memory is thus a few chunks for data that arrives in
+ * order, and grows only with how many chunks overlap one instant. The
+ * sensor's span (its widest chunk) bounds how far before the window the
+ * index scan starts. All statements run in one read transaction, so the
+ * log, the chunks and the sensor's row come from one snapshot.
+ */
+#include <string.h>
+
+#include "store_int.h"
+
+/* (ts, seq) of a > b, lexicographically. */
+static bool key_gt(int64_t ts_a, int64_t seq_a, int64_t ts_b, int64_t seq_b)
+{
+    return ts_a > ts_b || (ts_a == ts_b && seq_a > seq_b);
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* A free run slot (its buffers kept from earlier use), or NULL. */
+static struct store_run *run_new(struct store_scan *sc)
+{
+    struct op_store_reader *r = sc->r;
+    if (sc->nruns == r->runs_cap) {
+        size_t cap = r->runs_cap ? r->runs_cap * 2 : 4;
+        struct store_run *p = op_realloc(r->runs, cap * sizeof(*p));
+        if (!p)
+            return NULL;
+        memset(p + r->runs_cap, 0, (cap - r->runs_cap) * sizeof(*p));
+        r->runs = p;
+        r->runs_cap = cap;
+    }
+    struct store_run *run = &r->runs[sc->nruns];
+    run->p.n = 0;
+    return run;
+}
+
+/* Keeps the readings of the run inside the window (lo, hi) and adds it to
+ * the merge when any is left. */
+static void run_add(struct store_scan *sc, struct store_run *run)
+{
+    const struct store_pts *p = &run->p;
+    size_t a = 0, b = p->n;
+    while (a < b && !key_gt(p->ts[a], p->seq[a], sc->lo_ts, sc->lo_seq))
+        a++;
+    while (b > a && !key_gt(sc->hi_ts, sc->hi_seq, p->ts[b - 1], p->seq[b - 1]))
+        b--;
+    run->lo = a;
+    run->hi = b;
+    if (a < b)
+        sc->nruns++;
+}
+
+/* The run whose next reading comes first, or -1 when all are empty. */
+static int run_best(const struct store_scan *sc)
+{
+    const struct store_run *runs = sc->r->runs;
+    int best = -1;
+    int64_t bts = 0, bseq = 0;
+    for (size_t i = 0; i < sc->nruns; i++) {
+        const struct store_run *run = &runs[i];
+        size_t k = sc->desc ? run->hi - 1 : run->lo;
+        int64_t ts = run->p.ts[k], seq = run->p.seq[k];
+        if (best < 0 || (sc->desc ? key_gt(ts, seq, bts, bseq) : key_gt(bts, bseq, ts, seq))) {
+            best = (int)i;
+            bts = ts;
+            bseq = seq;
+        }
+    }
+    return best;
+}
+
+/* Steps the chunk statement to the next candidate. */
+static void chunk_next(struct store_scan *sc)
+{
+    int src = sqlite3_step(sc->chunks);
+    sc->pending = src == SQLITE_ROW;
+    if (sc->pending)
+        sc->pend_key = sqlite3_column_int64(sc->chunks, 0);
+    else if (src != SQLITE_DONE)
+        sc->src = src;
+}
+
+/* Decodes the pending chunk into a run and steps past it. */
+static int chunk_open(struct store_scan *sc)
+{
+    struct store_run *run = run_new(sc);
+    if (!run)
+        return OP_ENOMEM;
+    sqlite3_stmt *st = sc->chunks;
+    int rc = store__chunk_decode(sc->r->codec, sqlite3_column_blob(st, 1),
+                                 (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_blob(st, 2),
+                                 (size_t)sqlite3_column_bytes(st, 2), &run->p);
+    if (rc != OP_OK) {
+        if (rc == OP_ECORRUPT)
+            OP_ERROR(STORE_SUB, "a chunk of sensor %s does not decode: the database is damaged",
+                     sc->sensor);
+        return rc;
+    }
+    run_add(sc, run);
+    chunk_next(sc);
+    return OP_OK;
+}
+
+/* The sensor's log rows inside the window, sorted, as the first run. */
+static int log_load(struct store_scan *sc, int64_t sensor_id, int64_t limit)
+{
+    sqlite3_stmt *st = store__rstmt(sc->r, sc->desc ? R_SCAN_LOG_DESC : R_SCAN_LOG_ASC);
+    struct store_run *run = run_new(sc);
+    if (!st)
+        return OP_EIO;
+    if (!run)
+        return OP_ENOMEM;
+    sqlite3_bind_int64(st, 1, sensor_id);
+    sqlite3_bind_int64(st, 2, sc->lo_ts);
+    sqlite3_bind_int64(st, 3, sc->lo_seq);
+    sqlite3_bind_int64(st, 4, sc->hi_ts);
+    sqlite3_bind_int64(st, 5, sc->hi_seq);
+    sqlite3_bind_int64(st, 6, limit);
+    int src, rc = OP_OK;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && rc == OP_OK)
+        rc = store__pts_push(&run->p, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
+                             sqlite3_column_int64(st, 2));
+    rc = store__rstmt_end(sc->r, st, src == SQLITE_ROW ? SQLITE_DONE : src, rc);
+    if (rc == OP_OK) {
+        /* Sorted as the window wants it; runs are kept ascending. */
+        if (sc->desc) {
+            struct store_pts *p = &run->p;
+            for (size_t i = 0, j = p->n - 1; p->n && i < j; i++, j--) {
+                int64_t t = p->ts[i], q = p->seq[i];
+                double v = p->val[i];
+                p->ts[i] = p->ts[j], p->seq[i] = p->seq[j], p->val[i] = p->val[j];
+                p->ts[j] = t, p->seq[j] = q, p->val[j] = v;
+            }
+        }
+        run_add(sc, run);
+    }
+    return rc;
+}
+
+/* The sensor's id and span, or *id = 0 for a sensor never seen. */
+static int sensor_find(struct store_scan *sc, int64_t *id, int64_t *span)
+{
+    sqlite3_stmt *st = store__rstmt(sc->r, R_SCAN_SENSOR);
+    if (!st)
+        return OP_EIO;
+    sqlite3_bind_text(st, 1, sc->sensor, -1, SQLITE_STATIC);
+    *id = 0;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *span = sqlite3_column_int64(st, 1);
+        src = SQLITE_DONE;
+    }
+    return store__rstmt_end(sc->r, st, src, OP_OK);
+}
+
+int store__scan_open(struct store_scan *sc, struct op_store_reader *r, const char *sensor,
+                     bool desc, int64_t from, int64_t to, int64_t log_limit)
+{
+    sc->r = r;
+    sc->sensor = sensor;
+    sc->desc = desc;
+    /* The window is the open interval (lo, hi) of (ts, seq) keys: seqs are
+     * >= 1, so (from - 1, INT64_MAX) < (ts, seq) means ts >= from and
+     * (ts, seq) < (to, INT64_MIN) means ts < to. A cursor (scan_after)
+     * narrows it further. */
+    int64_t lo_ts = from == INT64_MIN ? INT64_MIN : from - 1;
+    int64_t lo_seq = from == INT64_MIN ? INT64_MIN : INT64_MAX;
+    if (!sc->lo_set || key_gt(lo_ts, lo_seq, sc->lo_ts, sc->lo_seq))
+        sc->lo_ts = lo_ts, sc->lo_seq = lo_seq;
+    if (!sc->hi_set || key_gt(sc->hi_ts, sc->hi_seq, to, INT64_MIN))
+        sc->hi_ts = to, sc->hi_seq = INT64_MIN;
+    sc->nruns = 0;
+    sc->chunks = NULL;
+    sc->pending = false;
+    sc->src = SQLITE_OK;
+    if (!r->codec && op_codec_ctx_create(&r->codec) != OP_OK)
+        return OP_ENOMEM;
+
+    sqlite3_stmt *begin = store__rstmt(r, R_SCAN_BEGIN);
+    if (!begin)
+        return OP_EIO;
+    int rc = store__rstmt_end(r, begin, sqlite3_step(begin), OP_OK);
+    if (rc != OP_OK)
+        return rc;
+    sc->in_txn = true;
+    int64_t id = 0, span = 0;
+    if ((rc = sensor_find(sc, &id, &span)) != OP_OK || id == 0)
+        return rc;
+    if ((rc = log_load(sc, id, log_limit)) != OP_OK)
+        return rc;
+
+    sqlite3_stmt *st = store__rstmt(r, desc ? R_SCAN_CHUNKS_DESC : R_SCAN_CHUNKS_ASC);
+    if (!st)
+        return OP_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    if (desc) {
+        sqlite3_bind_int64(st, 2, sat_add(sc->hi_ts, span));
+        sqlite3_bind_int64(st, 3, sc->lo_ts);
+        sqlite3_bind_int64(st, 4, sc->hi_ts);
+    } else {
+        sqlite3_bind_int64(st, 2, sat_add(sc->lo_ts, -span));
+        sqlite3_bind_int64(st, 3, sc->hi_ts);
+        sqlite3_bind_int64(st, 4, sc->lo_ts);
+    }
+    sc->chunks = st;
+    chunk_next(sc);
+    return sc->src == SQLITE_OK ? OP_OK : store__err(r->db, sc->src, 0);
+}
+
+void store__scan_after(struct store_scan *sc, bool desc, int64_t ts, int64_t seq)
+{
+    if (desc) {
+        sc->hi_set = true;
+        sc->hi_ts = ts, sc->hi_seq = seq;
+    } else {
+        sc->lo_set = true;
+        sc->lo_ts = ts, sc->lo_seq = seq;
+    }
+}
+
+int store__scan_next(struct store_scan *sc, int64_t *ts, double *val, int64_t *seq)
+{
+    int best, rc;
+    for (;;) {
+        best = run_best(sc);
+        if (!sc->pending)
+            break;
+        /* A chunk must join the merge before any reading at or past its
+         * start (asc: ts_lo; desc: ts_hi) is handed out. */
+        if (best >= 0) {
+            const struct store_run *run = &sc->r->runs[best];
+            int64_t head = run->p.ts[sc->desc ? run->hi - 1 : run->lo];
+            if (sc->desc ? sc->pend_key < head : sc->pend_key > head)
+                break;
+        }
+        if ((rc = chunk_open(sc)) != OP_OK)
+            return rc;
+    }
+    if (sc->src != SQLITE_OK)
+        return store__err(sc->r->db, sc->src, 0);
+    if (best < 0)
+        return 0;
+    struct store_run *run = &sc->r->runs[best];
+    size_t k = sc->desc ? --run->hi : run->lo++;
+    *ts = run->p.ts[k];
+    *val = run->p.val[k];
+    *seq = run->p.seq[k];
+    if (run->lo == run->hi) {
+        /* Swap the spent run out of the active ones, buffers and all. */
+        struct store_run t = *run;
+        *run = sc->r->runs[sc->nruns - 1];
+        sc->r->runs[--sc->nruns] = t;
+    }
+    return 1;
+}
+
+int store__scan_close(struct store_scan *sc, int rc)
+{
+    if (sc->chunks) {
+        int e = store__rstmt_end(sc->r, sc->chunks, sc->src == SQLITE_OK ? SQLITE_DONE : sc->src,
+                                 OP_OK);
+        if (rc >= 0 && e != OP_OK)
+            rc = e;
+        sc->chunks = NULL;
+    }
+    if (sc->in_txn) {
+        sqlite3_stmt *commit = store__rstmt(sc->r, R_SCAN_COMMIT);
+        if (commit)
+            store__rstmt_end(sc->r, commit, sqlite3_step(commit), OP_OK);
+        sc->in_txn = false;
+    }
+    return rc;
+}
