@@ -58,6 +58,28 @@ int op_buf_vappendf(struct op_buf *b, const char *fmt, va_list ap);
 /* Hands the bytes to the caller, who frees them with op_free; b is empty. */
 char *op_buf_steal(struct op_buf *b, size_t *len);
 
+/* ---- little-endian integers in byte buffers --------------------------- */
+
+/* The byte order of every on-disk and wire format here; on a little-endian
+ * machine each is one move. */
+static inline void op_le64_put(uint8_t *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    __builtin_memcpy(p, &v, 8);
+}
+
+static inline uint64_t op_le64_get(const uint8_t *p)
+{
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
 /* ---- files ----------------------------------------------------------- */
 
 /* Reads the whole file at path into *data (NUL-terminated, not counted in

@@ -50,24 +50,6 @@ size_t codec__varint_len(uint64_t v)
     return n;
 }
 
-static inline uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
-static inline void store_le64(uint8_t *p, uint64_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(p, &v, 8);
-}
-
 void codec__bitpack(const uint64_t *u, size_t n, unsigned w, uint8_t *out)
 {
     if (w == 0 || n == 0)
@@ -80,7 +62,7 @@ void codec__bitpack(const uint64_t *u, size_t n, unsigned w, uint8_t *out)
         uint64_t v = u[i] & mask;
         acc |= v << fill;
         if (fill + w >= 64) {
-            store_le64(out + o, acc);
+            op_le64_put(out + o, acc);
             o += 8;
             /* The bits of v that did not fit start the next word. */
             acc = fill ? v >> (64 - fill) : 0;
@@ -109,7 +91,7 @@ void codec__bitunpack(const uint8_t *in, size_t n, unsigned w, uint64_t *u)
         unsigned sh = (unsigned)(bit & 7);
         if (byte + 9 > nbytes)
             break;
-        uint64_t v = load_le64(in + byte) >> sh;
+        uint64_t v = op_le64_get(in + byte) >> sh;
         if (sh + w > 64)
             v |= (uint64_t)in[byte + 8] << (64 - sh);
         u[i] = v & mask;

@@ -14,6 +14,7 @@
 
 #include "outpost/codec.h"
 #include "outpost/err.h"
+#include "outpost/util.h"
 
 #define CODEC_MAGIC "OPTS"
 #define CODEC_VERSION 1
@@ -104,19 +105,8 @@ static inline uint8_t *cw_reserve(struct cw *w, size_t n)
     return at;
 }
 
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
+#define put_le64 op_le64_put
+#define get_le64 op_le64_get
 
 static inline void put_le32(uint8_t *p, uint32_t v)
 {

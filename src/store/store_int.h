@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "outpost/codec.h"
 #include "outpost/core.h"
@@ -27,7 +28,7 @@
 
 /* The schema version this build writes; see the migration table in
  * store_open.c. PRAGMA user_version holds the version of a database file. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Read jobs waiting for a reader; one more gets OP_EBUSY. */
 #define STORE_READ_QUEUE_MAX 1024
@@ -113,6 +114,37 @@ int store__chunk_encode(struct op_codec_ctx *ctx, const struct store_pts *p, siz
  * check out or disagree, OP_ENOMEM. */
 int store__chunk_decode(struct op_codec_ctx *ctx, const void *points, size_t points_len,
                         const void *seqs, size_t seqs_len, struct store_pts *p);
+
+/* ---- the log: one record per group (store_layout.c) -------------------- */
+
+/*
+ * CREATE TABLE log(seq_lo INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL):
+ * a record holds the n readings with seqs seq_lo .. seq_lo + n - 1, each as
+ * STORE_LOG_BYTES: sensor id, ts and the value's bits, 8 bytes each,
+ * little-endian. Records are contiguous in seq (a group's readings take
+ * consecutive seqs, compaction deletes from the front).
+ */
+#define STORE_LOG_BYTES 24
+/* Readings a record holds at most (a group with more writes several). A
+ * record with seq above ?1 thus has seq_lo > ?1 - STORE_LOG_RECORD_MAX. */
+#define STORE_LOG_RECORD_MAX 65536
+
+static inline void store__log_put(uint8_t *p, int64_t sensor, int64_t ts, double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof(bits));
+    op_le64_put(p, (uint64_t)sensor);
+    op_le64_put(p + 8, (uint64_t)ts);
+    op_le64_put(p + 16, bits);
+}
+
+static inline void store__log_get(const uint8_t *p, int64_t *sensor, int64_t *ts, double *value)
+{
+    uint64_t bits = op_le64_get(p + 16);
+    *sensor = (int64_t)op_le64_get(p);
+    *ts = (int64_t)op_le64_get(p + 8);
+    memcpy(value, &bits, sizeof(*value));
+}
 
 /* ---- layout: how readings are stored ---------------------------------- */
 
@@ -205,14 +237,14 @@ enum store_rstmt {
     R_SCAN_BEGIN, /* store_scan.c */
     R_SCAN_COMMIT,
     R_SCAN_SENSOR,
-    R_SCAN_LOG_ASC,
-    R_SCAN_LOG_DESC,
+    R_SCAN_LOG,
     R_SCAN_CHUNKS_ASC,
     R_SCAN_CHUNKS_DESC,
     R_SENSORS, /* store_query.c */
     R_DEVICE_GET,
     R_DEVICES,
     R_SINCE,       /* store_rules.c from here on */
+    R_SENSOR_NAME,
     R_MARKS,
     R_RULES,
     R_RULE_GET,

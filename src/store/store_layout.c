@@ -1,9 +1,10 @@
 /*
  * store_layout.c: the log + chunks layout of readings (struct store_layout).
- * A commit appends each reading as one row of readings_log (seq, sensor_id,
- * ts, value): the right edge of one b-tree, a handful of pages per commit
- * however many sensors the group holds. Between groups the writer compacts
- * the log: a large part of it is read in seq order, sorted in memory by
+ * A commit appends the group's readings to the log as one record (a blob of
+ * fixed-size entries, see store_int.h; several past STORE_LOG_RECORD_MAX):
+ * one row at the right edge of one b-tree per commit, however many readings
+ * and sensors the group holds. Between groups the writer compacts the log:
+ * a large part of it is read in seq order, sorted in memory by
  * (sensor_id, ts, seq) and written as chunks (store_chunk.c), one row of up
  * to STORE_CHUNK_MAX codec-encoded readings per sensor, so a compaction of
  * 65,536 readings over 1,000 sensors inserts about 1,000 small rows instead
@@ -15,10 +16,11 @@
  * The layouts this replaces: one table plus a (sensor, ts) index dirtied
  * an index page per sensor per commit (0.3 M readings/s with 1,000
  * sensors); the log plus a row-per-reading sorted table spent over half of
- * batched ingest's CPU moving rows into that table (docs/internals/store.md).
+ * batched ingest's CPU moving rows into that table, and then a log of one
+ * row per reading was the largest cost left (docs/internals/store.md).
  *
- * The append path is the hot loop of ingest, so per reading it does one
- * bind-step-reset of a cached INSERT and a few compares: sensor names are
+ * The append path is the hot loop of ingest, so per reading it copies 24
+ * bytes into the group's record and does a few compares: sensor names are
  * resolved through an in-memory hash table (with a shortcut for runs of the
  * same sensor), and the sensor stats are summed in memory over the group and
  * written once per sensor per commit. Everything here runs on the writer
@@ -36,7 +38,7 @@
 #define ROWS_CACHE_MAX 65536
 
 enum rows_stmt {
-    S_INSERT,
+    S_LOG_ADD,
     S_SENSOR_GET,
     S_SENSOR_ADD,
     S_SENSOR_STATS,
@@ -61,7 +63,7 @@ enum rows_stmt {
 #define CHUNK_COLS "id, ts_lo, ts_hi, n, points, seqs"
 
 static const char *const rows_sql[S_COUNT] = {
-    [S_INSERT] = "INSERT INTO readings_log(seq, sensor_id, ts, value) VALUES(?1, ?2, ?3, ?4)",
+    [S_LOG_ADD] = "INSERT INTO log(seq_lo, n, data) VALUES(?1, ?2, ?3)",
     [S_SENSOR_GET] = "SELECT id FROM sensors WHERE name = ?1",
     [S_SENSOR_ADD] = "INSERT INTO sensors(name) VALUES(?1)",
     /* SET expressions all see the row as it was, so last_value compares
@@ -83,22 +85,17 @@ static const char *const rows_sql[S_COUNT] = {
     [S_CUT_CHUNKS] = "SELECT " CHUNK_COLS " FROM chunks INDEXED BY chunks_hi"
                      " WHERE sensor_id = ?1 AND ts_hi >= ?2 AND ts_lo < ?2 LIMIT 1",
     /* After deletions: the first ts comes from the chunks' index and from
-     * the log's held rows (few: retention runs after compaction emptied the
-     * rest). Deleting the oldest readings leaves the newest one while any
-     * remain, so last_ts and last_value change only when no chunk is left;
-     * then the log's (held rows) are the last. */
+     * the log's held readings (?3..?5, NULL when none; few: retention runs
+     * after compaction emptied the rest). Deleting the oldest readings
+     * leaves the newest one while any remain, so last_ts and last_value
+     * change only when no chunk is left; then the log's are the last. */
     [S_SENSOR_FIX] = "UPDATE sensors SET count = count - ?2,"
                      " first_ts = coalesce(min((SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1),"
-                     "   (SELECT min(ts) FROM readings_log WHERE sensor_id = ?1)),"
-                     "   (SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1),"
-                     "   (SELECT min(ts) FROM readings_log WHERE sensor_id = ?1)),"
+                     "   ?3), (SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1), ?3),"
                      " last_ts = CASE WHEN EXISTS (SELECT 1 FROM chunks"
-                     "   WHERE sensor_id = ?1) THEN last_ts"
-                     "   ELSE (SELECT max(ts) FROM readings_log WHERE sensor_id = ?1) END,"
+                     "   WHERE sensor_id = ?1) THEN last_ts ELSE ?4 END,"
                      " last_value = CASE WHEN EXISTS (SELECT 1 FROM chunks"
-                     "   WHERE sensor_id = ?1) THEN last_value"
-                     "   ELSE (SELECT value FROM readings_log WHERE sensor_id = ?1"
-                     "   ORDER BY ts DESC, seq DESC LIMIT 1) END"
+                     "   WHERE sensor_id = ?1) THEN last_value ELSE ?5 END"
                      " WHERE id = ?1",
     [S_SENSOR_DROP] = "DELETE FROM sensors WHERE id = ?1 AND count <= 0",
     /* The quota deletes the globally oldest readings: those of the sensor
@@ -106,8 +103,8 @@ static const char *const rows_sql[S_COUNT] = {
     [S_OLDEST_SENSOR] = "SELECT id FROM sensors WHERE count > 0 ORDER BY first_ts, id LIMIT 1",
     [S_OTHERS_FIRST_TS] = "SELECT min(first_ts) FROM sensors WHERE count > 0 AND id != ?1",
     /* Compaction reads the front of the log by its primary key. */
-    [S_LOG_HEAD] = "SELECT seq, sensor_id, ts, value FROM readings_log ORDER BY seq LIMIT ?1",
-    [S_LOG_DELETE] = "DELETE FROM readings_log WHERE seq <= ?1",
+    [S_LOG_HEAD] = "SELECT seq_lo, n, data FROM log ORDER BY seq_lo",
+    [S_LOG_DELETE] = "DELETE FROM log WHERE seq_lo <= ?1",
     /* The sensor's newest chunk, which compaction may append to. */
     [S_TAIL] = "SELECT " CHUNK_COLS " FROM chunks INDEXED BY chunks_lo"
                " WHERE sensor_id = ?1 ORDER BY ts_lo DESC LIMIT 1",
@@ -149,7 +146,7 @@ struct rows_state {
     struct rows_sensor *last; /* the sensor of the previous reading */
     int64_t next_seq;
     int64_t txn_seq;      /* next_seq when the transaction began */
-    int64_t log_rows;     /* rows in readings_log, committed or in this transaction */
+    int64_t log_rows;     /* readings in the log, committed or in this transaction */
     int64_t txn_log_rows; /* log_rows when the transaction began */
     int64_t log_since_ns; /* op_time_mono_ns() when the log became non-empty */
     int64_t *ids;    /* scratch for retention, ids_cap entries */
@@ -160,6 +157,12 @@ struct rows_state {
     struct store_pts pts;
     struct store_chunk_buf cbuf;
     struct op_codec_ctx *codec;
+    /* This group's readings as log entries, written by group_end. */
+    uint8_t *grp;
+    size_t grp_n, grp_cap; /* entries, and bytes allocated */
+    /* The rest of a record compaction split (STORE_LOG_BYTES each). */
+    uint8_t *rest;
+    size_t rest_cap;
 };
 /* ---- the sensor cache -------------------------------------------------- */
 
@@ -271,6 +274,7 @@ static int sensor_get(struct rows_state *st, const char *name, uint32_t len,
 /* ---- the vtable -------------------------------------------------------- */
 
 static int legacy_convert(struct rows_state *st, const char *path);
+static int legacy_log_convert(struct rows_state *st, const char *path);
 
 static void rows_destroy(void *state)
 {
@@ -286,6 +290,8 @@ static void rows_destroy(void *state)
     op_free(st->rows);
     store__pts_free(&st->pts);
     op_free(st->cbuf.data);
+    op_free(st->grp);
+    op_free(st->rest);
     op_codec_ctx_destroy(st->codec);
     op_free(st);
 }
@@ -314,13 +320,17 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
         }
     }
 
+    if ((rc = legacy_convert(st, s->path)) != OP_OK ||
+        (rc = legacy_log_convert(st, s->path)) != OP_OK)
+        goto fail;
+
     /* The next seq is past both the saved high-water mark and any row of
      * the log: the mark is written when rows leave the log (compaction),
      * not at every commit, so the log's own maximum covers the rest. */
     static const char next_seq_sql[] =
         "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
-        " coalesce((SELECT max(seq) FROM readings_log), 0) + 1),"
-        " (SELECT count(*) FROM readings_log)";
+        " coalesce((SELECT max(seq_lo + n) FROM log), 1)),"
+        " coalesce((SELECT sum(n) FROM log), 0)";
     rc = sqlite3_prepare_v2(db, next_seq_sql, -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         st->next_seq = sqlite3_column_int64(q, 0);
@@ -335,8 +345,6 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
         goto fail;
     }
     st->txn_seq = st->next_seq;
-    if ((rc = legacy_convert(st, s->path)) != OP_OK)
-        goto fail;
     *state = st;
     return OP_OK;
 
@@ -352,34 +360,36 @@ static void rows_txn_begin(void *state)
     st->txn_log_rows = st->log_rows;
 }
 
+static int grp_reserve(struct rows_state *st, size_t n)
+{
+    size_t need = (st->grp_n + n) * STORE_LOG_BYTES;
+    if (need <= st->grp_cap)
+        return OP_OK;
+    size_t cap = st->grp_cap ? st->grp_cap : 64 * STORE_LOG_BYTES;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = op_realloc(st->grp, cap);
+    if (!p)
+        return OP_ENOMEM;
+    st->grp = p;
+    st->grp_cap = cap;
+    return OP_OK;
+}
+
 static int rows_append(void *state, const struct op_reading *rd, size_t n)
 {
     struct rows_state *st = state;
-    sqlite3_stmt *ins = st->st[S_INSERT];
     struct rows_sensor *e = st->last;
     int64_t seq = st->next_seq;
-    int rc = OP_OK;
+    int rc = grp_reserve(st, n);
 
-    /* Successful system calls leave errno alone, so clearing it once lets a
-     * failed insert (a page spilled to a full WAL) be told apart. */
-    errno = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; rc == OP_OK && i < n; i++) {
         const struct op_reading *r = &rd[i];
         if (!e || e->len != r->sensor_len || memcmp(e->name, r->sensor, r->sensor_len) != 0) {
             if ((rc = sensor_get(st, r->sensor, r->sensor_len, &e)) != OP_OK)
                 break;
         }
-        sqlite3_bind_int64(ins, 1, seq);
-        sqlite3_bind_int64(ins, 2, e->id);
-        sqlite3_bind_int64(ins, 3, r->ts);
-        sqlite3_bind_double(ins, 4, r->value);
-        int src = sqlite3_step(ins);
-        if (src != SQLITE_DONE) {
-            rc = store__err(st->db, src, errno);
-            sqlite3_reset(ins);
-            break;
-        }
-        sqlite3_reset(ins);
+        store__log_put(st->grp + st->grp_n++ * STORE_LOG_BYTES, e->id, r->ts, r->value);
         seq++;
 
         if (e->g_count == 0) {
@@ -406,12 +416,39 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
     return rc;
 }
 
+/* Writes entries [at, at + n) of buf as the record of seqs seq_lo.. */
+static int log_add(struct rows_state *st, int64_t seq_lo, const uint8_t *buf, size_t n)
+{
+    sqlite3_stmt *q = st->st[S_LOG_ADD];
+    sqlite3_bind_int64(q, 1, seq_lo);
+    sqlite3_bind_int64(q, 2, (int64_t)n);
+    sqlite3_bind_blob(q, 3, buf, (int)(n * STORE_LOG_BYTES), SQLITE_STATIC);
+    int rc = store__exec(st->db, q);
+    sqlite3_clear_bindings(q);
+    return rc;
+}
+
+/* The group's readings, the last grp_n seqs, as records. */
+static int grp_write(struct rows_state *st)
+{
+    int64_t seq = st->next_seq - (int64_t)st->grp_n;
+    int rc = OP_OK;
+    for (size_t at = 0; rc == OP_OK && at < st->grp_n; at += STORE_LOG_RECORD_MAX) {
+        size_t k = st->grp_n - at < STORE_LOG_RECORD_MAX ? st->grp_n - at : STORE_LOG_RECORD_MAX;
+        rc = log_add(st, seq + (int64_t)at, st->grp + at * STORE_LOG_BYTES, k);
+    }
+    st->grp_n = 0;
+    return rc;
+}
+
 static int rows_group_end(void *state)
 {
     struct rows_state *st = state;
     sqlite3_stmt *q = st->st[S_SENSOR_STATS];
     int rc;
 
+    if ((rc = grp_write(st)) != OP_OK)
+        return rc;
     for (struct rows_sensor *e = st->touched; e; e = e->tnext) {
         sqlite3_bind_int64(q, 1, e->id);
         sqlite3_bind_int64(q, 2, e->g_count);
@@ -436,8 +473,8 @@ static void rows_txn_abort(void *state)
     cache_clear(st);
     st->next_seq = st->txn_seq;
     st->log_rows = st->txn_log_rows;
+    st->grp_n = 0;
 }
-
 
 /* ---- retention --------------------------------------------------------- */
 
@@ -453,25 +490,6 @@ static int ids_reserve(struct rows_state *st, size_t n)
     return OP_OK;
 }
 
-/* Takes n deleted readings off the sensor's stats, recomputes its bounds and
- * drops it if nothing is left. *dropped is set when it was. */
-static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *dropped)
-{
-    sqlite3_stmt *q = st->st[S_SENSOR_FIX];
-    int rc;
-    sqlite3_bind_int64(q, 1, id);
-    sqlite3_bind_int64(q, 2, n);
-    if ((rc = store__exec(st->db, q)) != OP_OK)
-        return rc;
-    q = st->st[S_SENSOR_DROP];
-    sqlite3_bind_int64(q, 1, id);
-    if ((rc = store__exec(st->db, q)) != OP_OK)
-        return rc;
-    if (sqlite3_changes(st->db) > 0)
-        *dropped = true;
-    return OP_OK;
-}
-
 /* Steps q once: true with a row, false at the end (*rc says whether that
  * end is an error). The caller resets q. */
 static bool step_row(struct rows_state *st, sqlite3_stmt *q, int *rc)
@@ -480,6 +498,83 @@ static bool step_row(struct rows_state *st, sqlite3_stmt *q, int *rc)
     int src = sqlite3_step(q);
     *rc = (src == SQLITE_ROW || src == SQLITE_DONE) ? OP_OK : store__err(st->db, src, errno);
     return src == SQLITE_ROW;
+}
+
+/* The entries of the log record at q's current row (seq_lo, n, data), or
+ * NULL (with *rc OP_ECORRUPT) when its length disagrees with n. */
+static const uint8_t *log_record(sqlite3_stmt *q, int64_t *n, int *rc)
+{
+    const uint8_t *d = sqlite3_column_blob(q, 2);
+    *n = sqlite3_column_int64(q, 1);
+    if (*n >= 1 && d && sqlite3_column_bytes(q, 2) == *n * STORE_LOG_BYTES)
+        return d;
+    OP_ERROR(STORE_SUB, "log record %lld does not hold %lld readings: the database is damaged",
+             (long long)sqlite3_column_int64(q, 0), (long long)*n);
+    *rc = OP_ECORRUPT;
+    return NULL;
+}
+
+/* The sensor's readings still in the log (held there for the rules): the
+ * smallest ts, and the newest by (ts, seq) with its value. */
+struct log_bounds {
+    bool found;
+    int64_t min_ts, max_ts;
+    double last;
+};
+
+static int log_sensor(struct rows_state *st, int64_t sensor, struct log_bounds *b)
+{
+    sqlite3_stmt *q = st->st[S_LOG_HEAD];
+    int rc;
+    b->found = false;
+    while (step_row(st, q, &rc)) {
+        int64_t n, id, ts;
+        double v;
+        const uint8_t *d = log_record(q, &n, &rc);
+        if (!d)
+            break;
+        for (int64_t i = 0; i < n; i++) {
+            store__log_get(d + i * STORE_LOG_BYTES, &id, &ts, &v);
+            if (id != sensor)
+                continue;
+            if (!b->found || ts < b->min_ts)
+                b->min_ts = ts;
+            if (!b->found || ts >= b->max_ts) /* >=: the later seq wins a tie */
+                b->max_ts = ts, b->last = v;
+            b->found = true;
+        }
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Takes n deleted readings off the sensor's stats, recomputes its bounds and
+ * drops it if nothing is left. *dropped is set when it was. */
+static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *dropped)
+{
+    sqlite3_stmt *q = st->st[S_SENSOR_FIX];
+    struct log_bounds b = { 0 };
+    int rc = log_sensor(st, id, &b);
+    if (rc != OP_OK)
+        return rc;
+    sqlite3_bind_int64(q, 1, id);
+    sqlite3_bind_int64(q, 2, n);
+    if (b.found) {
+        sqlite3_bind_int64(q, 3, b.min_ts);
+        sqlite3_bind_int64(q, 4, b.max_ts);
+        sqlite3_bind_double(q, 5, b.last);
+    }
+    rc = store__exec(st->db, q);
+    sqlite3_clear_bindings(q);
+    if (rc != OP_OK)
+        return rc;
+    q = st->st[S_SENSOR_DROP];
+    sqlite3_bind_int64(q, 1, id);
+    if ((rc = store__exec(st->db, q)) != OP_OK)
+        return rc;
+    if (sqlite3_changes(st->db) > 0)
+        *dropped = true;
+    return OP_OK;
 }
 
 static int chunk_delete(struct rows_state *st, int64_t id)
@@ -714,26 +809,46 @@ static int64_t log_movable(const struct rows_state *st, int64_t hold)
     return hold - first + 1 < st->log_rows ? hold - first + 1 : st->log_rows;
 }
 
-/* The first n rows of the log (by seq) into st->rows; *got how many. */
-static int log_read(struct rows_state *st, int64_t n, size_t *got)
+/* The first want readings of the log (by seq) into st->rows; *got how
+ * many. A record that holds more than are wanted is split: the rest is
+ * kept in st->rest, to be written back as a record of its own. */
+static int log_read(struct rows_state *st, int64_t want, size_t *got, size_t *rest_n)
 {
-    *got = 0;
-    if ((size_t)n > st->rows_cap) {
-        struct log_row *p = op_realloc(st->rows, (size_t)n * 2 * sizeof(*p));
+    *got = *rest_n = 0;
+    if ((size_t)want > st->rows_cap) {
+        struct log_row *p = op_realloc(st->rows, (size_t)want * 2 * sizeof(*p));
         if (!p)
             return OP_ENOMEM;
         st->rows = p;
-        st->rows_cap = (size_t)n; /* the second half is log_sort's scratch */
+        st->rows_cap = (size_t)want; /* the second half is log_sort's scratch */
     }
     sqlite3_stmt *q = st->st[S_LOG_HEAD];
-    int rc;
-    sqlite3_bind_int64(q, 1, n);
-    while (*got < (size_t)n && step_row(st, q, &rc)) {
-        struct log_row *r = &st->rows[(*got)++];
-        r->seq = sqlite3_column_int64(q, 0);
-        r->sensor = sqlite3_column_int64(q, 1);
-        r->ts = sqlite3_column_int64(q, 2);
-        r->value = sqlite3_column_double(q, 3);
+    int rc = OP_OK;
+    while (*got < (size_t)want && step_row(st, q, &rc)) {
+        int64_t n, seq_lo = sqlite3_column_int64(q, 0);
+        const uint8_t *d = log_record(q, &n, &rc);
+        if (!d)
+            break;
+        int64_t k = n < want - (int64_t)*got ? n : want - (int64_t)*got;
+        for (int64_t i = 0; i < k; i++) {
+            struct log_row *r = &st->rows[(*got)++];
+            store__log_get(d + i * STORE_LOG_BYTES, &r->sensor, &r->ts, &r->value);
+            r->seq = seq_lo + i;
+        }
+        if (k < n) {
+            size_t bytes = (size_t)(n - k) * STORE_LOG_BYTES;
+            if (bytes > st->rest_cap) {
+                uint8_t *p = op_realloc(st->rest, bytes);
+                if (!p) {
+                    rc = OP_ENOMEM;
+                    break;
+                }
+                st->rest = p;
+                st->rest_cap = bytes;
+            }
+            memcpy(st->rest, d + k * STORE_LOG_BYTES, bytes);
+            *rest_n = (size_t)(n - k);
+        }
     }
     sqlite3_reset(q);
     return rc;
@@ -836,14 +951,15 @@ static int sensor_compact(struct rows_state *st, const struct log_row *r, size_t
 static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *moved)
 {
     struct rows_state *st = state;
-    size_t got = 0;
+    size_t got = 0, rest_n = 0;
     int rc;
 
     *moved = 0;
     int64_t movable = log_movable(st, hold);
     if (movable == 0)
         return OP_OK;
-    if ((rc = log_read(st, movable < max_rows ? movable : max_rows, &got)) != OP_OK || got == 0)
+    rc = log_read(st, movable < max_rows ? movable : max_rows, &got, &rest_n);
+    if (rc != OP_OK || got == 0)
         return rc;
     int64_t last_seq = st->rows[got - 1].seq;
     log_sort(st, got);
@@ -860,7 +976,9 @@ static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *mo
     sqlite3_bind_int64(q, 1, last_seq);
     if ((rc = store__exec(st->db, q)) != OP_OK)
         return rc;
-    st->log_rows -= sqlite3_changes64(st->db);
+    if (rest_n > 0 && (rc = log_add(st, last_seq + 1, st->rest, rest_n)) != OP_OK)
+        return rc;
+    st->log_rows -= (int64_t)got;
     if (st->log_rows < 0)
         st->log_rows = 0;
     if ((rc = meta_set(st, "next_seq", st->next_seq)) != OP_OK)
@@ -887,6 +1005,25 @@ static int legacy_flush(struct rows_state *st, int64_t sensor, bool last, int64_
     return rc;
 }
 
+/* Begins the conversion of an older schema's table: OP_ENOTFOUND when the
+ * database has no such table (nothing to convert), else a transaction. */
+static int legacy_begin(struct rows_state *st, const char *table, const char *path)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t found = 0;
+    int src = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                         " AND name = ?1", -1, &q, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+        if ((src = sqlite3_step(q)) == SQLITE_ROW)
+            found = sqlite3_column_int64(q, 0), src = SQLITE_OK;
+    }
+    sqlite3_finalize(q);
+    if (src != SQLITE_OK)
+        return store__err(st->db, src, 0);
+    return found ? store__exec_sql(st->db, "BEGIN IMMEDIATE", path) : OP_ENOTFOUND;
+}
+
 /*
  * A database from before schema 6 keeps its compacted readings in
  * readings_sorted (one row each, clustered by sensor and time); they
@@ -895,17 +1032,11 @@ static int legacy_flush(struct rows_state *st, int64_t sensor, bool last, int64_
  */
 static int legacy_convert(struct rows_state *st, const char *path)
 {
-    int64_t found = 0;
-    if (store__query_int(st->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                                 " AND name = 'readings_sorted'", &found) != SQLITE_OK)
-        return store__err(st->db, sqlite3_errcode(st->db), 0);
-    if (!found)
-        return OP_OK;
+    int rc = legacy_begin(st, "readings_sorted", path);
+    if (rc != OP_OK)
+        return rc == OP_ENOTFOUND ? OP_OK : rc;
     OP_INFO(STORE_SUB, "%s: converting the readings to chunks (once)", path);
     sqlite3_stmt *q = NULL;
-    int rc = store__exec_sql(st->db, "BEGIN IMMEDIATE", path);
-    if (rc != OP_OK)
-        return rc;
     if (store__prepare(st->db, "SELECT sensor_id, ts, seq, value FROM readings_sorted"
                                " ORDER BY sensor_id, ts, seq", &q) != SQLITE_OK)
         rc = OP_EIO;
@@ -938,6 +1069,49 @@ static int legacy_convert(struct rows_state *st, const char *path)
     }
     OP_INFO(STORE_SUB, "%s: %lld readings now in chunks", path, (long long)rows);
     return OP_OK;
+}
+
+/*
+ * A database from before schema 7 keeps its log as one row per reading in
+ * readings_log; the rows become records here, at open, in one transaction
+ * (the log is small: compaction keeps it so), and the table goes.
+ */
+static int legacy_log_convert(struct rows_state *st, const char *path)
+{
+    int rc = legacy_begin(st, "readings_log", path);
+    if (rc != OP_OK)
+        return rc == OP_ENOTFOUND ? OP_OK : rc;
+    sqlite3_stmt *q = NULL;
+    if (store__prepare(st->db, "SELECT seq, sensor_id, ts, value FROM readings_log ORDER BY seq",
+                       &q) != SQLITE_OK)
+        rc = OP_EIO;
+    int64_t seq_lo = 0, prev = 0;
+    st->grp_n = 0;
+    while (rc == OP_OK && step_row(st, q, &rc)) {
+        int64_t seq = sqlite3_column_int64(q, 0);
+        /* A record holds consecutive seqs only. */
+        if (st->grp_n > 0 && (seq != prev + 1 || st->grp_n == STORE_LOG_RECORD_MAX)) {
+            rc = log_add(st, seq_lo, st->grp, st->grp_n);
+            st->grp_n = 0;
+        }
+        if (st->grp_n == 0)
+            seq_lo = seq;
+        if (rc == OP_OK && (rc = grp_reserve(st, 1)) == OP_OK)
+            store__log_put(st->grp + st->grp_n++ * STORE_LOG_BYTES, sqlite3_column_int64(q, 1),
+                           sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3));
+        prev = seq;
+    }
+    sqlite3_finalize(q);
+    if (rc == OP_OK && st->grp_n > 0)
+        rc = log_add(st, seq_lo, st->grp, st->grp_n);
+    st->grp_n = 0;
+    if (rc == OP_OK)
+        rc = store__exec_sql(st->db, "DROP TABLE readings_log", path);
+    if (rc == OP_OK)
+        rc = store__exec_sql(st->db, "COMMIT", path);
+    if (rc != OP_OK)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 static int64_t rows_compact_wait_ns(void *state, bool idle, int64_t hold)

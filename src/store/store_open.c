@@ -188,6 +188,13 @@ static const char *const migrations[] = {
     "  AND sensor_id >= (SELECT value FROM meta WHERE key = 'compact_hi');"
     "DELETE FROM readings_log WHERE seq < (SELECT value FROM meta WHERE key = 'compact_bound');"
     "DELETE FROM meta WHERE key IN ('compact_bound', 'compact_hi');",
+    /* 7: the log as one record per group (store_int.h): a commit writes one
+     * row however many readings it holds. readings_log's rows become
+     * records at open (rows_create), where the layout can pack them. */
+    "CREATE TABLE log("
+    "  seq_lo INTEGER PRIMARY KEY,"
+    "  n INTEGER NOT NULL,"
+    "  data BLOB NOT NULL);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,

@@ -13,22 +13,16 @@
 
 #include "store_int.h"
 
-/* The scan's statements (store_scan.c). The log has no index but its
- * primary key: the writer keeps it small, and SQLite sorts the sensor's
- * rows out of it. The chunk queries name their index, as the ORDER BY
- * needs that one's order; ?2 reaches back (asc) or forward (desc) by the
- * sensor's span, so a chunk that starts before the window and reaches
- * into it is found. */
-#define LOG_WINDOW                                                                  \
-    "SELECT ts, value, seq FROM readings_log WHERE sensor_id = ?1"                  \
-    " AND (ts, seq) > (?2, ?3) AND (ts, seq) < (?4, ?5)"
-
+/* The scan's statements (store_scan.c). The log is a few records, read
+ * whole. The chunk queries name their index, as the ORDER BY needs that
+ * one's order; ?2 reaches back (asc) or forward (desc) by the sensor's
+ * span, so a chunk that starts before the window and reaches into it is
+ * found. */
 static const char *const rsql[R_STMT_COUNT] = {
     [R_SCAN_BEGIN] = "BEGIN",
     [R_SCAN_COMMIT] = "COMMIT",
     [R_SCAN_SENSOR] = "SELECT id, span FROM sensors WHERE name = ?1",
-    [R_SCAN_LOG_ASC] = LOG_WINDOW " ORDER BY ts, seq LIMIT ?6",
-    [R_SCAN_LOG_DESC] = LOG_WINDOW " ORDER BY ts DESC, seq DESC LIMIT ?6",
+    [R_SCAN_LOG] = "SELECT seq_lo, n, data FROM log ORDER BY seq_lo",
     [R_SCAN_CHUNKS_ASC] = "SELECT ts_lo, points, seqs FROM chunks INDEXED BY chunks_lo"
                           " WHERE sensor_id = ?1 AND ts_lo >= ?2 AND ts_lo <= ?3"
                           " AND ts_hi >= ?4 ORDER BY ts_lo",

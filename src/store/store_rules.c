@@ -13,18 +13,19 @@
 #include "store_int.h"
 
 /* Compaction leaves the readings after the persisted cursor in the log
- * (rules_hold), so the runner reads them by the log's primary key. */
+ * (rules_hold), so the runner reads them by the log's primary key: a
+ * record holding a seq above ?1 starts above ?1 - STORE_LOG_RECORD_MAX. */
 #define ALERT_COLS                                                                  \
     "id, rule, sensor, kind, state, severity, cause, value, threshold, since, fired_at, ts"
 
 const char *const store__rules_rsql[R_STMT_COUNT] = {
-    [R_SINCE] = "SELECT x.seq, n.name, x.ts, x.value, n.derived FROM readings_log x"
-                " JOIN sensors n ON n.id = x.sensor_id WHERE x.seq > ?1"
-                " ORDER BY x.seq LIMIT ?2",
+    [R_SINCE] = "SELECT seq_lo, n, data FROM log WHERE seq_lo > ?1 - "
+                STORE_STR(STORE_LOG_RECORD_MAX) " ORDER BY seq_lo",
+    [R_SENSOR_NAME] = "SELECT name, derived FROM sensors WHERE id = ?1",
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
     [R_MARKS] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1) - 1,"
-                " coalesce((SELECT max(seq) FROM readings_log), 0)),"
+                " coalesce((SELECT max(seq_lo + n - 1) FROM log), 0)),"
                 " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)",
     [R_RULES] = "SELECT name, definition, updated_at, origin FROM rules ORDER BY name",
     [R_RULE_GET] = "SELECT name, definition, updated_at, origin FROM rules WHERE name = ?1",
@@ -324,31 +325,110 @@ void op_store_reader_close(struct op_store_reader *r)
 
 /* ---- reads ------------------------------------------------------------ */
 
+/* Sensor names by id for one read_since call: the log holds ids, and a
+ * run of readings touches few sensors. Direct-mapped; a miss costs one
+ * indexed SELECT. Per call, as a derived flag may be set between calls. */
+#define NAME_SLOTS 64
+
+struct name_cache {
+    struct {
+        int64_t id; /* 0: empty */
+        bool derived;
+        uint32_t len;
+        char name[OP_STORE_SENSOR_MAX];
+    } slot[NAME_SLOTS];
+};
+
+static int name_of(struct op_store_reader *r, struct name_cache *c, int64_t id, const char **name,
+                   uint32_t *len, bool *derived)
+{
+    size_t k = (size_t)id % NAME_SLOTS;
+    if (c->slot[k].id != id) {
+        sqlite3_stmt *st = store__rstmt(r, R_SENSOR_NAME);
+        if (!st)
+            return OP_EIO;
+        sqlite3_bind_int64(st, 1, id);
+        int src = sqlite3_step(st);
+        int n = src == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
+        const unsigned char *t = src == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        bool ok = t && n >= 1 && n <= OP_STORE_SENSOR_MAX;
+        if (ok) {
+            memcpy(c->slot[k].name, t, (size_t)n);
+            c->slot[k].len = (uint32_t)n;
+            c->slot[k].derived = sqlite3_column_int(st, 1) != 0;
+            c->slot[k].id = id;
+        }
+        int rc = store__rstmt_end(r, st, src == SQLITE_ROW ? SQLITE_DONE : src, OP_OK);
+        if (rc != OP_OK)
+            return rc;
+        if (!ok) {
+            OP_ERROR(STORE_SUB, "a log reading names sensor %lld, which does not exist",
+                     (long long)id);
+            return OP_ECORRUPT;
+        }
+    }
+    *name = c->slot[k].name;
+    *len = c->slot[k].len;
+    *derived = c->slot[k].derived;
+    return OP_OK;
+}
+
+/* Hands the readings of the log record at st's row with seq > after to fn,
+ * while fewer than limit were; *n counts them, *stop says fn asked to. */
+static int since_record(struct op_store_reader *r, sqlite3_stmt *st, struct name_cache *c,
+                        int64_t after, int64_t limit, op_seq_row_fn *fn, void *ctx, int *n,
+                        bool *stop)
+{
+    int64_t seq_lo = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
+    const uint8_t *d = sqlite3_column_blob(st, 2);
+    if (cnt < 1 || !d || sqlite3_column_bytes(st, 2) != cnt * STORE_LOG_BYTES) {
+        OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
+        return OP_ECORRUPT;
+    }
+    for (int64_t i = after >= seq_lo ? after - seq_lo + 1 : 0; i < cnt && *n < limit; i++) {
+        struct op_reading rd;
+        int64_t id;
+        bool derived;
+        store__log_get(d + i * STORE_LOG_BYTES, &id, &rd.ts, &rd.value);
+        int rc = name_of(r, c, id, &rd.sensor, &rd.sensor_len, &derived);
+        if (rc != OP_OK)
+            return rc;
+        (*n)++;
+        /* A derived reading is passed as NULL: its seq moves the caller on,
+         * its value must not reach the rules. */
+        if (fn(ctx, seq_lo + i, derived ? NULL : &rd)) {
+            *stop = true;
+            break;
+        }
+    }
+    return OP_OK;
+}
+
 int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t limit,
                         op_seq_row_fn *fn, void *ctx)
 {
     if (!r || !fn || limit < 1)
         return OP_EINVAL;
+    sqlite3_stmt *begin = store__rstmt(r, R_SCAN_BEGIN), *commit = store__rstmt(r, R_SCAN_COMMIT);
     sqlite3_stmt *st = store__rstmt(r, R_SINCE);
-    if (!st)
-        return OP_EIO;
-    sqlite3_bind_int64(st, 1, after_seq);
-    sqlite3_bind_int64(st, 2, limit);
-    int src, n = 0;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct op_reading rd = {
-            .sensor = (const char *)sqlite3_column_text(st, 1),
-            .sensor_len = (uint32_t)sqlite3_column_bytes(st, 1),
-            .ts = sqlite3_column_int64(st, 2),
-            .value = sqlite3_column_double(st, 3),
-        };
-        n++;
-        /* A derived reading is passed as NULL: its seq moves the caller on,
-         * its value must not reach the rules. */
-        if (fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 4) ? NULL : &rd))
-            break;
+    struct name_cache *c = op_calloc(1, sizeof(*c));
+    int rc = begin && commit && st ? OP_OK : OP_EIO, src = SQLITE_DONE, n = 0;
+    if (!c)
+        rc = OP_ENOMEM;
+    /* One read transaction: the records and the names from one snapshot. */
+    if (rc == OP_OK)
+        rc = store__rstmt_end(r, begin, sqlite3_step(begin), OP_OK);
+    if (rc == OP_OK) {
+        bool stop = false;
+        sqlite3_bind_int64(st, 1, after_seq);
+        while (rc == OP_OK && !stop && n < limit && (src = sqlite3_step(st)) == SQLITE_ROW)
+            rc = since_record(r, st, c, after_seq, limit, fn, ctx, &n, &stop);
+        int e = store__rstmt_end(r, st, src == SQLITE_ROW ? SQLITE_DONE : src, OP_OK);
+        rc = rc != OP_OK ? rc : e;
+        store__rstmt_end(r, commit, sqlite3_step(commit), OP_OK);
     }
-    return store__rstmt_end(r, st, src, n);
+    op_free(c);
+    return rc != OP_OK ? rc : n;
 }
 
 int op_store_rules_marks(struct op_store_reader *r, int64_t *seq, int64_t *cursor)

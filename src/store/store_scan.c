@@ -5,8 +5,9 @@
  * readings each. Range queries and aggregates (store_query.c) read
  * through it.
  *
- * A scan is a merge of runs: the sensor's log rows in the window (one
- * sorted SELECT) and each chunk, decoded when the merge reaches it.
+ * A scan is a merge of runs: the sensor's log readings in the window (the
+ * log's few records, filtered) and each chunk, decoded when the merge
+ * reaches it.
  * Chunks of a sensor may overlap in time (readings that arrived late), so
  * they come from an index on one end of their range, ascending by ts_lo
  * (descending by ts_hi), and a chunk is decoded before any reading at or
@@ -120,40 +121,73 @@ static int chunk_open(struct store_scan *sc)
     return OP_OK;
 }
 
-/* The sensor's log rows inside the window, sorted, as the first run. */
+/* Sorts a run by (ts, seq): an insertion sort, as log readings of one
+ * sensor come in seq order and almost always in ts order already. */
+static void run_sort(struct store_pts *p)
+{
+    for (size_t i = 1; i < p->n; i++) {
+        int64_t t = p->ts[i], q = p->seq[i];
+        double v = p->val[i];
+        size_t j = i;
+        while (j > 0 && (p->ts[j - 1] > t || (p->ts[j - 1] == t && p->seq[j - 1] > q))) {
+            p->ts[j] = p->ts[j - 1], p->seq[j] = p->seq[j - 1], p->val[j] = p->val[j - 1];
+            j--;
+        }
+        p->ts[j] = t, p->seq[j] = q, p->val[j] = v;
+    }
+}
+
+/* The sensor's log readings inside the window, sorted, as the first run:
+ * the log is a few records (the writer keeps it small), read whole and
+ * filtered here. Of a range query only the first (asc) or last (desc)
+ * limit can be handed out. */
 static int log_load(struct store_scan *sc, int64_t sensor_id, int64_t limit)
 {
-    sqlite3_stmt *st = store__rstmt(sc->r, sc->desc ? R_SCAN_LOG_DESC : R_SCAN_LOG_ASC);
+    sqlite3_stmt *st = store__rstmt(sc->r, R_SCAN_LOG);
     struct store_run *run = run_new(sc);
     if (!st)
         return OP_EIO;
     if (!run)
         return OP_ENOMEM;
-    sqlite3_bind_int64(st, 1, sensor_id);
-    sqlite3_bind_int64(st, 2, sc->lo_ts);
-    sqlite3_bind_int64(st, 3, sc->lo_seq);
-    sqlite3_bind_int64(st, 4, sc->hi_ts);
-    sqlite3_bind_int64(st, 5, sc->hi_seq);
-    sqlite3_bind_int64(st, 6, limit);
     int src, rc = OP_OK;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW && rc == OP_OK)
-        rc = store__pts_push(&run->p, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
-                             sqlite3_column_int64(st, 2));
-    rc = store__rstmt_end(sc->r, st, src == SQLITE_ROW ? SQLITE_DONE : src, rc);
-    if (rc == OP_OK) {
-        /* Sorted as the window wants it; runs are kept ascending. */
-        if (sc->desc) {
-            struct store_pts *p = &run->p;
-            for (size_t i = 0, j = p->n - 1; p->n && i < j; i++, j--) {
-                int64_t t = p->ts[i], q = p->seq[i];
-                double v = p->val[i];
-                p->ts[i] = p->ts[j], p->seq[i] = p->seq[j], p->val[i] = p->val[j];
-                p->ts[j] = t, p->seq[j] = q, p->val[j] = v;
-            }
+    bool sorted = true;
+    struct store_pts *p = &run->p;
+    while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq_lo = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+        const uint8_t *d = sqlite3_column_blob(st, 2);
+        if (n < 1 || !d || sqlite3_column_bytes(st, 2) != n * STORE_LOG_BYTES) {
+            OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
+            rc = OP_ECORRUPT;
+            break;
         }
-        run_add(sc, run);
+        for (int64_t i = 0; rc == OP_OK && i < n; i++) {
+            int64_t id, ts, seq = seq_lo + i;
+            double v;
+            store__log_get(d + i * STORE_LOG_BYTES, &id, &ts, &v);
+            if (id != sensor_id || !key_gt(ts, seq, sc->lo_ts, sc->lo_seq) ||
+                !key_gt(sc->hi_ts, sc->hi_seq, ts, seq))
+                continue;
+            if (p->n > 0 && ts < p->ts[p->n - 1])
+                sorted = false;
+            rc = store__pts_push(p, ts, v, seq);
+        }
     }
-    return rc;
+    rc = store__rstmt_end(sc->r, st, rc != OP_OK || src == SQLITE_ROW ? SQLITE_DONE : src, rc);
+    if (rc != OP_OK)
+        return rc;
+    if (!sorted)
+        run_sort(p);
+    run->lo = 0;
+    run->hi = p->n;
+    if (limit >= 0 && (int64_t)p->n > limit) {
+        if (sc->desc)
+            run->lo = p->n - (size_t)limit;
+        else
+            run->hi = (size_t)limit;
+    }
+    if (run->lo < run->hi)
+        sc->nruns++;
+    return OP_OK;
 }
 
 /* The sensor's id and span, or *id = 0 for a sensor never seen. */

@@ -2,13 +2,15 @@
  * store_sql.c: the `readings` virtual table, for SQL clients of an outpost
  * database other than the store itself: the unit tests, the integration
  * tests and operators in the sqlite3 shell (build/outpost_sqlite.so). A
- * reading is either a row of readings_log or one of up to STORE_CHUNK_MAX
- * inside a codec-encoded row of chunks, which SQL cannot decode; `readings`
+ * reading is either one of the n packed in a record of the log (schema
+ * version 7; see store_int.h) or one of up to STORE_CHUNK_MAX inside a
+ * codec-encoded row of chunks, and SQL can take apart neither; `readings`
  * (sensor_id, ts, seq, value) yields every one of them as a row, as the view
  * of schema version 5 did. It is eponymous-only (it exists on every
  * connection that registered the module; CREATE VIRTUAL TABLE refuses it)
  * and read-only. Every scan is a full scan, chunks by id (each in (ts, seq)
- * order) and then the log in seq order; SQLite applies the WHERE clause.
+ * order) and then the log in seq order (records by seq_lo, each's readings
+ * in turn); SQLite applies the WHERE clause.
  *
  * This file is compiled twice: into liboutpost with SQLITE_CORE, where the
  * sqlite3_* calls below are direct, and into the loadable extension, where
@@ -26,11 +28,13 @@ SQLITE_EXTENSION_INIT1
  * table of the same name must not stand in for the store's. */
 #define SQL_CHUNKS                                                                                 \
     "SELECT id, sensor_id, ts_lo, ts_hi, n, points, seqs FROM main.chunks ORDER BY id"
-#define SQL_LOG "SELECT sensor_id, ts, seq, value FROM main.readings_log ORDER BY seq"
+#define SQL_LOG "SELECT seq_lo, n, data FROM main.log ORDER BY seq_lo"
 
 enum { COL_SENSOR, COL_TS, COL_SEQ, COL_VALUE };
 
 enum { CH_ID, CH_SENSOR, CH_LO, CH_HI, CH_N, CH_POINTS, CH_SEQS };
+
+enum { LOG_SEQ_LO, LOG_N, LOG_DATA };
 
 struct sql_vtab {
     sqlite3_vtab base; /* first: SQLite sees only this */
@@ -43,9 +47,14 @@ struct sql_cursor {
     sqlite3_stmt *log;        /* SQL_LOG */
     struct op_codec_ctx *codec;
     struct store_pts pts; /* the current chunk's readings */
-    size_t at;            /* the current one in pts */
+    size_t at;            /* the current one in pts, or in rec */
     int64_t sensor;       /* the current chunk's sensor */
-    bool in_log;          /* chunks are done: the row is the log statement's */
+    /* The current log record, once chunks are done: its data is the log
+     * statement's, valid until that statement steps again. */
+    const uint8_t *rec;
+    int64_t rec_lo; /* its seq_lo */
+    size_t rec_n;   /* its readings */
+    bool in_log;    /* chunks are done: the reading is rec's at */
     bool eof;
 };
 
@@ -79,7 +88,7 @@ static int cursor_prepare(struct sql_cursor *c, const char *sql, sqlite3_stmt **
     if (rc == SQLITE_OK || rc == SQLITE_NOMEM)
         return rc;
     return scan_fail(c, rc,
-                     sqlite3_mprintf("readings: %s (not an outpost database of schema version 6"
+                     sqlite3_mprintf("readings: %s (not an outpost database of schema version 7"
                                      " or later?)",
                                      sqlite3_errmsg(db)));
 }
@@ -118,13 +127,40 @@ static int chunk_load(struct sql_cursor *c)
     return SQLITE_OK;
 }
 
-/* Steps the log statement: its next row, or the end of the scan. */
+/* Steps the log statement to its next record and checks that its data
+ * holds exactly its n readings: reading past a short blob, or silently
+ * skipping a record's tail, would yield wrong readings or fewer. At the last
+ * record's end, the scan ends. */
 static int log_next(struct sql_cursor *c)
 {
     int rc = sqlite3_step(c->log);
-    if (rc == SQLITE_DONE)
+    if (rc == SQLITE_DONE) {
         c->eof = true;
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : step_fail(c, rc);
+        return SQLITE_OK;
+    }
+    if (rc != SQLITE_ROW)
+        return step_fail(c, rc);
+    c->at = 0;
+    c->rec_lo = sqlite3_column_int64(c->log, LOG_SEQ_LO);
+    int64_t n = sqlite3_column_int64(c->log, LOG_N);
+    /* The blob before its length, as SQLite advises: the length does not
+     * then convert the value and invalidate the pointer. A damaged record
+     * whose data is not a blob may need converting, which can fail. */
+    c->rec = sqlite3_column_blob(c->log, LOG_DATA);
+    int64_t bytes = sqlite3_column_bytes(c->log, LOG_DATA);
+    sqlite3 *db = ((struct sql_vtab *)c->base.pVtab)->db;
+    if (!c->rec && sqlite3_errcode(db) == SQLITE_NOMEM)
+        return SQLITE_NOMEM;
+    /* Divided rather than n multiplied, which a damaged n could overflow;
+     * with n >= 1 the data is then not empty, so rec is not NULL. */
+    if (n < 1 || bytes % STORE_LOG_BYTES != 0 || bytes / STORE_LOG_BYTES != n)
+        return scan_fail(c, SQLITE_CORRUPT_VTAB,
+                         sqlite3_mprintf("readings: log record with seq_lo %lld is damaged: its"
+                                         " data has %lld bytes, not n = %lld readings of %d",
+                                         (long long)c->rec_lo, (long long)bytes, (long long)n,
+                                         STORE_LOG_BYTES));
+    c->rec_n = (size_t)n;
+    return SQLITE_OK;
 }
 
 /* Moves to the first reading of the next chunk, or past the last chunk to
@@ -207,6 +243,8 @@ static int vt_filter(sqlite3_vtab_cursor *base, int idx_num, const char *idx_str
     c->eof = true;
     c->in_log = false;
     c->pts.n = c->at = 0;
+    c->rec = NULL;
+    c->rec_n = 0;
     int rc = cursor_prepare(c, SQL_CHUNKS, &c->chunks);
     if (rc == SQLITE_OK)
         rc = cursor_prepare(c, SQL_LOG, &c->log);
@@ -228,6 +266,8 @@ static int vt_next(sqlite3_vtab_cursor *base)
             return SQLITE_OK;
         return chunk_next(c);
     }
+    if (++c->at < c->rec_n)
+        return SQLITE_OK;
     return log_next(c);
 }
 
@@ -240,11 +280,15 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 {
     struct sql_cursor *c = (struct sql_cursor *)base;
     if (c->in_log) {
-        /* The log statement's columns are the table's, in the same order. */
+        int64_t sensor, ts;
+        double value;
+        store__log_get(c->rec + c->at * STORE_LOG_BYTES, &sensor, &ts, &value);
         if (col == COL_VALUE)
-            sqlite3_result_double(ctx, sqlite3_column_double(c->log, col));
+            sqlite3_result_double(ctx, value);
         else
-            sqlite3_result_int64(ctx, sqlite3_column_int64(c->log, col));
+            sqlite3_result_int64(ctx, col == COL_SENSOR ? sensor
+                                      : col == COL_TS   ? ts
+                                                        : c->rec_lo + (int64_t)c->at);
         return SQLITE_OK;
     }
     switch (col) {
@@ -268,7 +312,7 @@ static int vt_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
 static int vt_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid)
 {
     struct sql_cursor *c = (struct sql_cursor *)base;
-    *rowid = c->in_log ? sqlite3_column_int64(c->log, COL_SEQ) : c->pts.seq[c->at];
+    *rowid = c->in_log ? c->rec_lo + (int64_t)c->at : c->pts.seq[c->at];
     return SQLITE_OK;
 }
 

@@ -1,11 +1,12 @@
 /*
  * Tests of src/store/store_sql.c, the `readings` virtual table: over a
- * database made here (readings_log rows and chunks encoded with
- * store__chunk_encode) it yields every reading exactly once with its exact
- * sensor, ts, seq and value; it is read-only and eponymous-only; a damaged
- * chunk fails the query with an error naming it instead of yielding wrong
- * rows; a scan is one snapshot while another connection moves the log into
- * a chunk; a failed allocation fails the query cleanly; the loadable
+ * database made here (log records of several sizes written with
+ * store__log_put and chunks encoded with store__chunk_encode) it yields
+ * every reading exactly once with its exact sensor, ts, seq and value; it
+ * is read-only and eponymous-only; a damaged chunk or log record fails the
+ * query with an error naming it instead of yielding wrong rows; a scan is
+ * one snapshot while another connection moves the log into chunks; a
+ * failed allocation fails the query cleanly; the loadable
  * extension gives a plain connection the same table; and on a real store
  * the writer compacted, readings still reads back whole.
  */
@@ -22,11 +23,10 @@
 #include "store_int.h"
 #include "test_store_common.h"
 
-/* The tables of schema version 6 that readings reads. */
+/* The tables of schema version 7 that readings reads. */
 static const char schema[] =
     "PRAGMA journal_mode = WAL;"
-    "CREATE TABLE readings_log(seq INTEGER PRIMARY KEY, sensor_id INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL, value REAL NOT NULL);"
+    "CREATE TABLE log(seq_lo INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE TABLE chunks(id INTEGER PRIMARY KEY, sensor_id INTEGER NOT NULL,"
     " ts_lo INTEGER NOT NULL, ts_hi INTEGER NOT NULL, n INTEGER NOT NULL,"
     " points BLOB NOT NULL, seqs BLOB NOT NULL);"
@@ -41,6 +41,12 @@ static const char schema[] =
 /* Readings with seq <= this are in chunks, the rest in the log. */
 #define CHUNKED 5000
 #define TS0     1732200000000
+/* The log's records, by seq: sizes that put single readings next to a
+ * record's edges and bigger ones between them; the last takes the rest. */
+static const int64_t log_sizes[] = { 1, 7, 300, 1, 2, 500 };
+#define NLOG_RECORDS 7
+/* The seq_lo of the record test_damaged_log_record_fails damages. */
+#define DAMAGED_LO (CHUNKED + 1 + 1 + 7)
 
 struct reading {
     int64_t sensor, ts, seq;
@@ -129,23 +135,39 @@ static void chunks_add(sqlite3 *db, const struct reading *want, int64_t lo, int6
     op_codec_ctx_destroy(codec);
 }
 
+/* The readings with seq in [lo, hi] as log records of log_sizes' sizes,
+ * inserted last first so that only ORDER BY seq_lo, not the insertion
+ * order, puts them in seq order. */
 static void log_add(sqlite3 *db, const struct reading *want, int64_t lo, int64_t hi)
 {
+    int64_t los[NLOG_RECORDS + 1];
+    size_t nrec = 0;
+    for (int64_t q = lo; q <= hi; nrec++) {
+        assert_true(nrec < NLOG_RECORDS);
+        los[nrec] = q;
+        q += nrec < sizeof(log_sizes) / sizeof(log_sizes[0]) ? log_sizes[nrec] : hi - q + 1;
+    }
+    assert_int_equal(nrec, NLOG_RECORDS);
+    los[nrec] = hi + 1;
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "INSERT INTO readings_log(seq, sensor_id, ts, value)"
-                                        " VALUES (?1, ?2, ?3, ?4)",
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO log(seq_lo, n, data) VALUES (?1, ?2, ?3)",
                                         -1, &st, NULL),
                      SQLITE_OK);
-    for (int64_t q = lo; q <= hi; q++) {
-        const struct reading *r = &want[q - 1];
-        sqlite3_bind_int64(st, 1, r->seq);
-        sqlite3_bind_int64(st, 2, r->sensor);
-        sqlite3_bind_int64(st, 3, r->ts);
-        sqlite3_bind_double(st, 4, r->v);
+    uint8_t *data = op_malloc((size_t)(hi - lo + 1) * STORE_LOG_BYTES);
+    assert_non_null(data);
+    for (size_t k = nrec; k-- > 0;) {
+        int64_t n = los[k + 1] - los[k];
+        for (int64_t i = 0; i < n; i++) {
+            const struct reading *r = &want[los[k] + i - 1];
+            store__log_put(data + i * STORE_LOG_BYTES, r->sensor, r->ts, r->v);
+        }
+        sqlite3_bind_int64(st, 1, los[k]);
+        sqlite3_bind_int64(st, 2, n);
+        sqlite3_bind_blob(st, 3, data, (int)(n * STORE_LOG_BYTES), SQLITE_STATIC);
         assert_int_equal(sqlite3_step(st), SQLITE_DONE);
         sqlite3_reset(st);
     }
+    op_free(data);
     sqlite3_finalize(st);
 }
 
@@ -236,7 +258,8 @@ static void test_reads_log_and_chunks(void **state)
 {
     struct fixture *f = *state;
     assert_true(sql_int(f->db, "SELECT count(*) FROM chunks") > NSENSORS);
-    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM readings_log"), NREAD - CHUNKED);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM log"), NLOG_RECORDS);
+    assert_int_equal(sql_int(f->db, "SELECT sum(n) FROM log"), NREAD - CHUNKED);
     assert_reads_back(f->db, f->want, NREAD);
 
     /* As the tests query it: joined with sensors, filtered on any column. */
@@ -273,8 +296,9 @@ static void test_read_only_and_eponymous(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM readings"), NREAD);
 }
 
-/* The query fails with SQLITE_CORRUPT and a message naming the chunk. */
-static void assert_scan_fails(sqlite3 *db, const char *what)
+/* The query fails with SQLITE_CORRUPT and a message containing named (the
+ * damaged chunk or record). */
+static void assert_scan_fails_naming(sqlite3 *db, const char *what, const char *named)
 {
     sqlite3_stmt *st = NULL;
     assert_int_equal(
@@ -283,9 +307,15 @@ static void assert_scan_fails(sqlite3 *db, const char *what)
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         ;
-    if (rc != SQLITE_CORRUPT || !strstr(sqlite3_errmsg(db), "chunk 2 of sensor 1 is damaged"))
+    if (rc != SQLITE_CORRUPT || !strstr(sqlite3_errmsg(db), named))
         fail_msg("%s: rc %d, %s", what, rc, sqlite3_errmsg(db));
     sqlite3_finalize(st);
+}
+
+/* The damaged chunk of test_damaged_chunk_fails. */
+static void assert_scan_fails(sqlite3 *db, const char *what)
+{
+    assert_scan_fails_naming(db, what, "chunk 2 of sensor 1 is damaged");
 }
 
 static void test_damaged_chunk_fails(void **state)
@@ -319,6 +349,39 @@ static void test_damaged_chunk_fails(void **state)
     assert_scan_fails(f->db, "flipped bit");
 }
 
+/* A record whose data is not n readings of STORE_LOG_BYTES: reading it as
+ * n would run past the blob or leave part of it unread, so the scan fails
+ * naming the record's seq_lo instead. */
+static void test_damaged_log_record_fails(void **state)
+{
+    struct fixture *f = *state;
+    char named[64];
+    snprintf(named, sizeof(named), "log record with seq_lo %d is damaged", DAMAGED_LO);
+    assert_int_equal(sql_int(f->db, "SELECT n FROM log WHERE seq_lo = " STORE_STR(DAMAGED_LO)),
+                     300);
+#define AT_DAMAGED " WHERE seq_lo = " STORE_STR(DAMAGED_LO)
+    static const char *const damage[] = {
+        "UPDATE log SET data = substr(data, 1, length(data) - 1)" AT_DAMAGED,
+        "UPDATE log SET data = data || x'00'" AT_DAMAGED,
+        /* Whole readings too few or too many. */
+        "UPDATE log SET data = substr(data, 1, length(data) - 24)" AT_DAMAGED,
+        "UPDATE log SET n = n + 1" AT_DAMAGED,
+        "UPDATE log SET data = x''" AT_DAMAGED,
+        "UPDATE log SET data = x'', n = 0" AT_DAMAGED,
+        "UPDATE log SET n = -1" AT_DAMAGED,
+        /* n * STORE_LOG_BYTES wraps around to the data's length. */
+        "UPDATE log SET n = n + (1 << 61)" AT_DAMAGED,
+    };
+#undef AT_DAMAGED
+    for (size_t i = 0; i < sizeof(damage) / sizeof(damage[0]); i++) {
+        exec(f->db, "SAVEPOINT d");
+        exec(f->db, damage[i]);
+        assert_scan_fails_naming(f->db, damage[i], named);
+        exec(f->db, "ROLLBACK TO d; RELEASE d");
+    }
+    assert_reads_back(f->db, f->want, NREAD);
+}
+
 static void test_not_an_outpost_database(void **state)
 {
     (void)state;
@@ -347,7 +410,7 @@ static void test_scan_is_one_snapshot(void **state)
     sqlite3 *w = db_open(f->dir);
     exec(w, "BEGIN");
     chunks_add(w, f->want, CHUNKED + 1, NREAD);
-    exec(w, "DELETE FROM readings_log");
+    exec(w, "DELETE FROM log");
     exec(w, "COMMIT");
     sqlite3_close(w);
 
@@ -361,7 +424,7 @@ static void test_scan_is_one_snapshot(void **state)
     assert_int_equal(seen, NREAD);
     assert_int_equal(sum, (int64_t)NREAD * (NREAD + 1) / 2);
     /* The next scan sees the moved readings in their chunks. */
-    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM readings_log"), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM log"), 0);
     assert_reads_back(f->db, f->want, NREAD);
 }
 
@@ -441,7 +504,7 @@ static void test_store_compacted_and_log(void **state)
     op_store_close(s);
 
     assert_true(ts_sql_int(dir, "SELECT count(*) FROM chunks") >= 3);
-    assert_true(ts_sql_int(dir, "SELECT count(*) FROM readings_log") > 0);
+    assert_true(ts_sql_int(dir, "SELECT coalesce(sum(n), 0) FROM log") > 0);
     assert_int_equal(ts_sql_int(dir, "SELECT count(*) FROM readings"), 9050);
     assert_int_equal(ts_sql_int(dir, "SELECT count(DISTINCT seq) FROM readings"), 9050);
     assert_int_equal(ts_sql_int(dir, "SELECT count(DISTINCT sensor_id || ':' || ts)"
@@ -462,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reads_log_and_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_and_eponymous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_chunk_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_log_record_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_is_one_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loadable_extension, setup, teardown),
