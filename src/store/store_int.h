@@ -82,9 +82,10 @@
 /* Compaction appends to a sensor's newest chunk while it holds fewer than
  * this many readings (and the new ones all come after it), so a sensor
  * that gets a few readings per compaction does not end up as many tiny
- * chunks; a fuller chunk is left alone, so a chunk is rewritten only
- * while it is small. */
-#define STORE_CHUNK_FILL 512
+ * chunks. Growing a chunk to F readings k at a time re-encodes about
+ * F / 2k readings per reading: with 1,000 sensors (65 readings each per
+ * compaction) 128 took batched ingest 9 % past 512, side by side. */
+#define STORE_CHUNK_FILL 128
 
 /* Readings as parallel arrays: what a chunk is built from and decodes to. */
 struct store_pts {
