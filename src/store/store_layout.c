@@ -90,8 +90,9 @@ static const char *const rows_sql[S_COUNT] = {
      * leaves the newest one while any remain, so last_ts and last_value
      * change only when no chunk is left; then the log's are the last. */
     [S_SENSOR_FIX] = "UPDATE sensors SET count = count - ?2,"
-                     " first_ts = coalesce(min((SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1),"
-                     "   ?3), (SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1), ?3),"
+                     " first_ts = coalesce(min((SELECT min(ts_lo) FROM chunks"
+                     "   WHERE sensor_id = ?1), ?3),"
+                     "   (SELECT min(ts_lo) FROM chunks WHERE sensor_id = ?1), ?3),"
                      " last_ts = CASE WHEN EXISTS (SELECT 1 FROM chunks"
                      "   WHERE sensor_id = ?1) THEN last_ts ELSE ?4 END,"
                      " last_value = CASE WHEN EXISTS (SELECT 1 FROM chunks"
@@ -157,9 +158,12 @@ struct rows_state {
     struct store_pts pts;
     struct store_chunk_buf cbuf;
     struct op_codec_ctx *codec;
-    /* This group's readings as log entries, written by group_end. */
+    /* This group's readings as log entries not written yet: grp_seq is the
+     * first one's seq. A full record is written as soon as it is full, so
+     * a large group does not hold all its entries in memory. */
     uint8_t *grp;
     size_t grp_n, grp_cap; /* entries, and bytes allocated */
+    int64_t grp_seq;
     /* The rest of a record compaction split (STORE_LOG_BYTES each). */
     uint8_t *rest;
     size_t rest_cap;
@@ -329,7 +333,7 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
      * not at every commit, so the log's own maximum covers the rest. */
     static const char next_seq_sql[] =
         "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1),"
-        " coalesce((SELECT max(seq_lo + n) FROM log), 1)),"
+        " coalesce((SELECT seq_lo + n FROM log ORDER BY seq_lo DESC LIMIT 1), 1)),"
         " coalesce((SELECT sum(n) FROM log), 0)";
     rc = sqlite3_prepare_v2(db, next_seq_sql, -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -360,6 +364,8 @@ static void rows_txn_begin(void *state)
     st->txn_log_rows = st->log_rows;
 }
 
+static int grp_write(struct rows_state *st);
+
 static int grp_reserve(struct rows_state *st, size_t n)
 {
     size_t need = (st->grp_n + n) * STORE_LOG_BYTES;
@@ -381,7 +387,8 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
     struct rows_state *st = state;
     struct rows_sensor *e = st->last;
     int64_t seq = st->next_seq;
-    int rc = grp_reserve(st, n);
+    size_t room = STORE_LOG_RECORD_MAX - st->grp_n;
+    int rc = grp_reserve(st, n < room ? n : room);
 
     for (size_t i = 0; rc == OP_OK && i < n; i++) {
         const struct op_reading *r = &rd[i];
@@ -389,8 +396,13 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
             if ((rc = sensor_get(st, r->sensor, r->sensor_len, &e)) != OP_OK)
                 break;
         }
+        if (st->grp_n == 0)
+            st->grp_seq = seq;
         store__log_put(st->grp + st->grp_n++ * STORE_LOG_BYTES, e->id, r->ts, r->value);
         seq++;
+        if (st->grp_n == STORE_LOG_RECORD_MAX && (rc = grp_write(st)) == OP_OK && i + 1 < n)
+            rc = grp_reserve(st, n - i - 1 < STORE_LOG_RECORD_MAX ? n - i - 1
+                                                                  : STORE_LOG_RECORD_MAX);
 
         if (e->g_count == 0) {
             e->g_min_ts = e->g_max_ts = r->ts;
@@ -428,15 +440,10 @@ static int log_add(struct rows_state *st, int64_t seq_lo, const uint8_t *buf, si
     return rc;
 }
 
-/* The group's readings, the last grp_n seqs, as records. */
+/* The group's entries not written yet as one record. */
 static int grp_write(struct rows_state *st)
 {
-    int64_t seq = st->next_seq - (int64_t)st->grp_n;
-    int rc = OP_OK;
-    for (size_t at = 0; rc == OP_OK && at < st->grp_n; at += STORE_LOG_RECORD_MAX) {
-        size_t k = st->grp_n - at < STORE_LOG_RECORD_MAX ? st->grp_n - at : STORE_LOG_RECORD_MAX;
-        rc = log_add(st, seq + (int64_t)at, st->grp + at * STORE_LOG_BYTES, k);
-    }
+    int rc = st->grp_n ? log_add(st, st->grp_seq, st->grp, st->grp_n) : OP_OK;
     st->grp_n = 0;
     return rc;
 }

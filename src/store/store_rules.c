@@ -25,7 +25,7 @@ const char *const store__rules_rsql[R_STMT_COUNT] = {
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
     [R_MARKS] = "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'next_seq'), 1) - 1,"
-                " coalesce((SELECT max(seq_lo + n - 1) FROM log), 0)),"
+                " coalesce((SELECT seq_lo + n - 1 FROM log ORDER BY seq_lo DESC LIMIT 1), 0)),"
                 " coalesce((SELECT value FROM meta WHERE key = 'rules_cursor'), -1)",
     [R_RULES] = "SELECT name, definition, updated_at, origin FROM rules ORDER BY name",
     [R_RULE_GET] = "SELECT name, definition, updated_at, origin FROM rules WHERE name = ?1",

@@ -76,8 +76,9 @@ static void test_open_migrates_schema_1(void **state)
     op_store_close(s);
     assert_int_equal(ts_sql_int(path, "PRAGMA user_version"), 7);
     assert_int_equal(ts_sql_int(path, "SELECT sum(n) FROM chunks"), 3);
-    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM sqlite_master"
-                                      " WHERE name IN ('readings_sorted', 'readings_log', 'readings')"), 0);
+    assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                      " ('readings_sorted', 'readings_log', 'readings')"),
+                     0);
     assert_int_equal(ts_sql_int(path, "SELECT span FROM sensors WHERE name = 'old'"), 20);
     assert_int_equal(ts_sql_int(path, "SELECT count(*) FROM readings WHERE sensor_id = 1"), 4);
     assert_int_equal(ts_sql_int(path, "SELECT seq FROM readings WHERE ts = 40"), 8);
