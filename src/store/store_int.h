@@ -126,8 +126,8 @@ int store__chunk_decode(struct op_codec_ctx *ctx, const void *points, size_t poi
  * consecutive seqs, compaction deletes from the front).
  */
 #define STORE_LOG_BYTES 24
-/* Readings a record holds at most (a group with more writes several). A
- * record with seq above ?1 thus has seq_lo > ?1 - STORE_LOG_RECORD_MAX. */
+/* Readings a record holds at most (a group with more writes several, so
+ * the writer never holds more than one record's entries in memory). */
 #define STORE_LOG_RECORD_MAX 65536
 
 static inline void store__log_put(uint8_t *p, int64_t sensor, int64_t ts, double value)
@@ -270,6 +270,16 @@ struct store_run {
     size_t lo, hi;
 };
 
+/* A sensor name by id, cached by a reader that reads the log (whose
+ * entries hold ids): see names_gen. */
+struct store_name {
+    int64_t id; /* 0: empty */
+    char *name;
+    uint32_t len;
+    bool derived;
+};
+#define STORE_NAME_SLOTS 4096
+
 struct op_store_reader {
     struct op_store *s;
     sqlite3 *db; /* read-only; used by this reader's thread only */
@@ -277,6 +287,8 @@ struct op_store_reader {
     struct op_codec_ctx *codec; /* scans' decoding, created on first use */
     struct store_run *runs;     /* scans' runs, kept with their buffers */
     size_t runs_cap;
+    struct store_name *names;   /* STORE_NAME_SLOTS by id, created on first use */
+    uint64_t names_gen;         /* s->names_gen they were read under */
     int64_t deadline_ns; /* the running query is interrupted past this */
     pthread_t thread;
     bool started;
@@ -346,6 +358,9 @@ struct op_store {
     op_store_commit_fn *hook;
     void *hook_ctx;
     _Atomic uint64_t rules_gen;
+    /* Moves (before the COMMIT) whenever a sensor id stops naming what it
+     * named or a sensor becomes derived: readers' name caches are void. */
+    _Atomic uint64_t names_gen;
 
     /* The outbox (store_outbox.c); ob_* are the writer thread's. */
     char node_id[17];

@@ -138,6 +138,7 @@ struct log_row {
 };
 
 struct rows_state {
+    struct op_store *s;
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
     struct rows_sensor **buckets;
@@ -309,6 +310,7 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
     *state = NULL;
     if (!st)
         return OP_ENOMEM;
+    st->s = s;
     st->db = db;
     if ((rc = op_codec_ctx_create(&st->codec)) != OP_OK)
         goto fail;
@@ -579,8 +581,11 @@ static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *droppe
     sqlite3_bind_int64(q, 1, id);
     if ((rc = store__exec(st->db, q)) != OP_OK)
         return rc;
-    if (sqlite3_changes(st->db) > 0)
+    if (sqlite3_changes(st->db) > 0) {
+        /* Before the commit: readers' caches must not name the id after. */
+        atomic_fetch_add(&st->s->names_gen, 1);
         *dropped = true;
+    }
     return OP_OK;
 }
 

@@ -136,4 +136,7 @@ void store__reader_fini(struct op_store_reader *r)
     for (size_t k = 0; k < r->runs_cap; k++)
         store__pts_free(&r->runs[k].p);
     op_free(r->runs);
+    for (size_t k = 0; r->names && k < STORE_NAME_SLOTS; k++)
+        op_free(r->names[k].name);
+    op_free(r->names);
 }

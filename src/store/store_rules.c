@@ -13,14 +13,16 @@
 #include "store_int.h"
 
 /* Compaction leaves the readings after the persisted cursor in the log
- * (rules_hold), so the runner reads them by the log's primary key: a
- * record holding a seq above ?1 starts above ?1 - STORE_LOG_RECORD_MAX. */
+ * (rules_hold), so the runner reads them by the log's primary key: from
+ * the record holding seq ?1 + 1 (the last one starting at or before it),
+ * or from the first. */
 #define ALERT_COLS                                                                  \
     "id, rule, sensor, kind, state, severity, cause, value, threshold, since, fired_at, ts"
 
 const char *const store__rules_rsql[R_STMT_COUNT] = {
-    [R_SINCE] = "SELECT seq_lo, n, data FROM log WHERE seq_lo > ?1 - "
-                STORE_STR(STORE_LOG_RECORD_MAX) " ORDER BY seq_lo",
+    [R_SINCE] = "SELECT seq_lo, n, data FROM log WHERE seq_lo >= coalesce((SELECT seq_lo"
+                " FROM log WHERE seq_lo <= ?1 + 1 ORDER BY seq_lo DESC LIMIT 1), 0)"
+                " ORDER BY seq_lo",
     [R_SENSOR_NAME] = "SELECT name, derived FROM sensors WHERE id = ?1",
     /* meta.next_seq is written when rows leave the log, so the newest seq
      * is the larger of it (minus one) and the log's newest. */
@@ -174,6 +176,8 @@ static int derived_append(struct op_store *s, const struct op_store_write *w)
         sqlite3_clear_bindings(st);
         if (rc != OP_OK)
             return rc;
+        if (sqlite3_changes(s->wdb) > 0)
+            atomic_fetch_add(&s->names_gen, 1);
     }
     if (!w->derived_important)
         return OP_OK;
@@ -325,25 +329,16 @@ void op_store_reader_close(struct op_store_reader *r)
 
 /* ---- reads ------------------------------------------------------------ */
 
-/* Sensor names by id for one read_since call: the log holds ids, and a
- * run of readings touches few sensors. Direct-mapped; a miss costs one
- * indexed SELECT. Per call, as a derived flag may be set between calls. */
-#define NAME_SLOTS 64
-
-struct name_cache {
-    struct {
-        int64_t id; /* 0: empty */
-        bool derived;
-        uint32_t len;
-        char name[OP_STORE_SENSOR_MAX];
-    } slot[NAME_SLOTS];
-};
-
-static int name_of(struct op_store_reader *r, struct name_cache *c, int64_t id, const char **name,
-                   uint32_t *len, bool *derived)
+/* The name of sensor id from the reader's cache, reading it on a miss.
+ * Names are cached across calls (the runner's reader reads the same
+ * sensors over and over); the cache is dropped when names_gen moved, which
+ * the writer does before committing a sensor's deletion (its id may then
+ * name another) or its becoming derived. */
+static int name_of(struct op_store_reader *r, int64_t id, const char **name, uint32_t *len,
+                   bool *derived)
 {
-    size_t k = (size_t)id % NAME_SLOTS;
-    if (c->slot[k].id != id) {
+    struct store_name *e = &r->names[(uint64_t)id % STORE_NAME_SLOTS];
+    if (e->id != id) {
         sqlite3_stmt *st = store__rstmt(r, R_SENSOR_NAME);
         if (!st)
             return OP_EIO;
@@ -351,33 +346,48 @@ static int name_of(struct op_store_reader *r, struct name_cache *c, int64_t id, 
         int src = sqlite3_step(st);
         int n = src == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
         const unsigned char *t = src == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-        bool ok = t && n >= 1 && n <= OP_STORE_SENSOR_MAX;
-        if (ok) {
-            memcpy(c->slot[k].name, t, (size_t)n);
-            c->slot[k].len = (uint32_t)n;
-            c->slot[k].derived = sqlite3_column_int(st, 1) != 0;
-            c->slot[k].id = id;
-        }
+        char *copy = t && n >= 1 ? op_strndup((const char *)t, (size_t)n) : NULL;
+        bool derived_now = src == SQLITE_ROW && sqlite3_column_int(st, 1) != 0;
         int rc = store__rstmt_end(r, st, src == SQLITE_ROW ? SQLITE_DONE : src, OP_OK);
-        if (rc != OP_OK)
-            return rc;
-        if (!ok) {
+        if (rc != OP_OK || !copy) {
+            op_free(copy);
+            if (rc != OP_OK)
+                return rc;
+            if (src == SQLITE_ROW)
+                return OP_ENOMEM;
             OP_ERROR(STORE_SUB, "a log reading names sensor %lld, which does not exist",
                      (long long)id);
             return OP_ECORRUPT;
         }
+        op_free(e->name);
+        *e = (struct store_name){ id, copy, (uint32_t)n, derived_now };
     }
-    *name = c->slot[k].name;
-    *len = c->slot[k].len;
-    *derived = c->slot[k].derived;
+    *name = e->name;
+    *len = e->len;
+    *derived = e->derived;
+    return OP_OK;
+}
+
+/* Readies the reader's name cache for a read in the snapshot just begun. */
+static int names_ready(struct op_store_reader *r)
+{
+    uint64_t gen = atomic_load(&r->s->names_gen);
+    if (!r->names && !(r->names = op_calloc(STORE_NAME_SLOTS, sizeof(*r->names))))
+        return OP_ENOMEM;
+    if (gen != r->names_gen) {
+        for (size_t k = 0; k < STORE_NAME_SLOTS; k++) {
+            op_free(r->names[k].name);
+            r->names[k] = (struct store_name){ 0 };
+        }
+        r->names_gen = gen;
+    }
     return OP_OK;
 }
 
 /* Hands the readings of the log record at st's row with seq > after to fn,
  * while fewer than limit were; *n counts them, *stop says fn asked to. */
-static int since_record(struct op_store_reader *r, sqlite3_stmt *st, struct name_cache *c,
-                        int64_t after, int64_t limit, op_seq_row_fn *fn, void *ctx, int *n,
-                        bool *stop)
+static int since_record(struct op_store_reader *r, sqlite3_stmt *st, int64_t after, int64_t limit,
+                        op_seq_row_fn *fn, void *ctx, int *n, bool *stop)
 {
     int64_t seq_lo = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
     const uint8_t *d = sqlite3_column_blob(st, 2);
@@ -390,7 +400,7 @@ static int since_record(struct op_store_reader *r, sqlite3_stmt *st, struct name
         int64_t id;
         bool derived;
         store__log_get(d + i * STORE_LOG_BYTES, &id, &rd.ts, &rd.value);
-        int rc = name_of(r, c, id, &rd.sensor, &rd.sensor_len, &derived);
+        int rc = name_of(r, id, &rd.sensor, &rd.sensor_len, &derived);
         if (rc != OP_OK)
             return rc;
         (*n)++;
@@ -411,23 +421,27 @@ int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t li
         return OP_EINVAL;
     sqlite3_stmt *begin = store__rstmt(r, R_SCAN_BEGIN), *commit = store__rstmt(r, R_SCAN_COMMIT);
     sqlite3_stmt *st = store__rstmt(r, R_SINCE);
-    struct name_cache *c = op_calloc(1, sizeof(*c));
     int rc = begin && commit && st ? OP_OK : OP_EIO, src = SQLITE_DONE, n = 0;
-    if (!c)
-        rc = OP_ENOMEM;
-    /* One read transaction: the records and the names from one snapshot. */
+    /* One read transaction, the records and the names from one snapshot,
+     * which the first step of R_SINCE takes: the name cache is checked
+     * after it, so it is never older than the readings. */
     if (rc == OP_OK)
         rc = store__rstmt_end(r, begin, sqlite3_step(begin), OP_OK);
     if (rc == OP_OK) {
         bool stop = false;
         sqlite3_bind_int64(st, 1, after_seq);
-        while (rc == OP_OK && !stop && n < limit && (src = sqlite3_step(st)) == SQLITE_ROW)
-            rc = since_record(r, st, c, after_seq, limit, fn, ctx, &n, &stop);
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            rc = names_ready(r);
+        while (rc == OP_OK && !stop && n < limit && src == SQLITE_ROW) {
+            rc = since_record(r, st, after_seq, limit, fn, ctx, &n, &stop);
+            if (rc == OP_OK && !stop && n < limit)
+                src = sqlite3_step(st);
+        }
         int e = store__rstmt_end(r, st, src == SQLITE_ROW ? SQLITE_DONE : src, OP_OK);
         rc = rc != OP_OK ? rc : e;
         store__rstmt_end(r, commit, sqlite3_step(commit), OP_OK);
     }
-    op_free(c);
     return rc != OP_OK ? rc : n;
 }
 
