@@ -154,8 +154,11 @@ struct rows_state {
     int64_t *ids;    /* scratch for retention, ids_cap entries */
     size_t ids_cap;
     /* Compaction's and retention's scratch, kept between steps. */
-    struct log_row *rows;
+    struct log_row *rows; /* in seq order */
     size_t rows_cap;
+    uint32_t *perm; /* rows by sensor, rows_cap entries */
+    struct log_row *seg; /* one sensor's rows, when they need sorting */
+    size_t seg_cap;
     struct store_pts pts;
     struct store_chunk_buf cbuf;
     struct op_codec_ctx *codec;
@@ -293,6 +296,8 @@ static void rows_destroy(void *state)
     op_free(st->buckets);
     op_free(st->ids);
     op_free(st->rows);
+    op_free(st->perm);
+    op_free(st->seg);
     store__pts_free(&st->pts);
     op_free(st->cbuf.data);
     op_free(st->grp);
@@ -828,11 +833,14 @@ static int log_read(struct rows_state *st, int64_t want, size_t *got, size_t *re
 {
     *got = *rest_n = 0;
     if ((size_t)want > st->rows_cap) {
-        struct log_row *p = op_realloc(st->rows, (size_t)want * 2 * sizeof(*p));
-        if (!p)
+        struct log_row *p = op_realloc(st->rows, (size_t)want * sizeof(*p));
+        if (p)
+            st->rows = p;
+        uint32_t *q = p ? op_realloc(st->perm, (size_t)want * sizeof(*q)) : NULL;
+        if (!q)
             return OP_ENOMEM;
-        st->rows = p;
-        st->rows_cap = (size_t)want; /* the second half is log_sort's scratch */
+        st->perm = q;
+        st->rows_cap = (size_t)want;
     }
     sqlite3_stmt *q = st->st[S_LOG_HEAD];
     int rc = OP_OK;
@@ -866,14 +874,17 @@ static int log_read(struct rows_state *st, int64_t want, size_t *got, size_t *re
     return rc;
 }
 
-static int row_cmp(const void *pa, const void *pb)
+struct sensor_idx {
+    int64_t sensor;
+    uint32_t idx;
+};
+
+static int sensor_idx_cmp(const void *pa, const void *pb)
 {
-    const struct log_row *a = pa, *b = pb;
+    const struct sensor_idx *a = pa, *b = pb;
     if (a->sensor != b->sensor)
         return a->sensor < b->sensor ? -1 : 1;
-    if (a->ts != b->ts)
-        return a->ts < b->ts ? -1 : 1;
-    return (a->seq > b->seq) - (a->seq < b->seq);
+    return (a->idx > b->idx) - (a->idx < b->idx);
 }
 
 static int row_cmp_ts(const void *pa, const void *pb)
@@ -885,16 +896,17 @@ static int row_cmp_ts(const void *pa, const void *pb)
 }
 
 /*
- * Sorts rows[0..n) (read in seq order) by (sensor, ts, seq). Sensor ids
- * are small and dense, and each sensor's readings mostly arrive in ts
- * order, so a counting sort by sensor (stable: seq order is kept) does
- * most of the work in two linear passes, and only a sensor whose readings
- * came out of ts order is sorted further. A comparison sort of the whole
- * chunk took a quarter of compaction's time.
+ * Orders rows[0..n) (read in seq order) by sensor into st->perm, in seq
+ * order within a sensor. Sensor ids are small and dense, so a counting
+ * sort does it in two linear passes (a comparison sort of the whole step
+ * took a quarter of compaction's time); sparse ids fall back to sorting
+ * (sensor, index) pairs. Each sensor's readings mostly arrive in ts
+ * order: sensor_compact sorts the few that did not. An index, rather than
+ * a sorted copy of the rows, keeps the step's memory at one copy.
  */
-static void log_sort(struct rows_state *st, size_t n)
+static int log_order(struct rows_state *st, size_t n)
 {
-    struct log_row *r = st->rows, *tmp = st->rows + st->rows_cap;
+    const struct log_row *r = st->rows;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         lo = r[i].sensor < lo ? r[i].sensor : lo;
@@ -902,49 +914,80 @@ static void log_sort(struct rows_state *st, size_t n)
     }
     size_t range = n ? (size_t)(hi - lo) + 1 : 0;
     size_t *count = range <= 4 * n + 1024 ? op_calloc(range + 1, sizeof(*count)) : NULL;
-    if (!count) {
-        qsort(r, n, sizeof(*r), row_cmp);
-        return;
+    if (count) {
+        for (size_t i = 0; i < n; i++)
+            count[r[i].sensor - lo + 1]++;
+        for (size_t k = 1; k <= range; k++)
+            count[k] += count[k - 1];
+        for (size_t i = 0; i < n; i++)
+            st->perm[count[r[i].sensor - lo]++] = (uint32_t)i;
+        op_free(count);
+        return OP_OK;
     }
+    struct sensor_idx *p = op_malloc(n * sizeof(*p));
+    if (!p)
+        return OP_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        count[r[i].sensor - lo + 1]++;
-    for (size_t k = 1; k <= range; k++)
-        count[k] += count[k - 1];
+        p[i] = (struct sensor_idx){ r[i].sensor, (uint32_t)i };
+    qsort(p, n, sizeof(*p), sensor_idx_cmp);
     for (size_t i = 0; i < n; i++)
-        tmp[count[r[i].sensor - lo]++] = r[i];
-    op_free(count);
-    memcpy(r, tmp, n * sizeof(*r));
-    for (size_t i = 0, j; i < n; i = j) {
-        bool sorted = true;
-        for (j = i + 1; j < n && r[j].sensor == r[i].sensor; j++)
-            if (r[j].ts < r[j - 1].ts)
-                sorted = false;
-        if (!sorted)
-            qsort(r + i, j - i, sizeof(*r), row_cmp_ts);
-    }
+        st->perm[i] = p[i].idx;
+    op_free(p);
+    return OP_OK;
 }
 
-/* Writes one sensor's compacted readings r[0..n) as chunks: appended to
- * its newest chunk while that is small and they all come after it, the
- * rest in new chunks of up to STORE_CHUNK_MAX. */
-static int sensor_compact(struct rows_state *st, const struct log_row *r, size_t n)
+/* One sensor's rows (rows[idx[0..n)]) in (ts, seq) order: in place when
+ * they already are (the common case), else a sorted copy in st->seg
+ * (*copied). */
+static int sensor_rows(struct rows_state *st, const uint32_t *idx, size_t n, bool *copied)
+{
+    const struct log_row *r = st->rows;
+    *copied = false;
+    for (size_t k = 1; k < n; k++)
+        if (r[idx[k]].ts < r[idx[k - 1]].ts)
+            *copied = true;
+    if (!*copied)
+        return OP_OK;
+    if (n > st->seg_cap) {
+        struct log_row *p = op_realloc(st->seg, n * sizeof(*p));
+        if (!p)
+            return OP_ENOMEM;
+        st->seg = p;
+        st->seg_cap = n;
+    }
+    for (size_t k = 0; k < n; k++)
+        st->seg[k] = r[idx[k]];
+    qsort(st->seg, n, sizeof(*st->seg), row_cmp_ts);
+    return OP_OK;
+}
+
+/* Writes one sensor's compacted rows (rows[idx[0..n)], in seq order) as
+ * chunks: appended to its newest chunk while that is small and they all
+ * come after it, the rest in new chunks of up to STORE_CHUNK_MAX. */
+static int sensor_compact(struct rows_state *st, const uint32_t *idx, size_t n)
 {
     sqlite3_stmt *q = st->st[S_TAIL];
-    int64_t sensor = r[0].sensor, tail = 0, span = 0;
-    int rc;
+    bool copied;
+    int rc = sensor_rows(st, idx, n, &copied);
+    if (rc != OP_OK)
+        return rc;
+    const struct log_row *first = copied ? &st->seg[0] : &st->rows[idx[0]];
+    int64_t sensor = first->sensor, tail = 0, span = 0;
 
     st->pts.n = 0;
     sqlite3_bind_int64(q, 1, sensor);
     if (step_row(st, q, &rc) && sqlite3_column_int64(q, 3) < STORE_CHUNK_FILL &&
-        r[0].ts >= sqlite3_column_int64(q, 2)) {
+        first->ts >= sqlite3_column_int64(q, 2)) {
         tail = sqlite3_column_int64(q, 0);
         rc = chunk_load(st, q);
     }
     sqlite3_reset(q);
     if (rc != OP_OK || (rc = store__pts_reserve(&st->pts, st->pts.n + n)) != OP_OK)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        store__pts_push(&st->pts, r[i].ts, r[i].value, r[i].seq);
+    for (size_t k = 0; k < n; k++) {
+        const struct log_row *r = copied ? &st->seg[k] : &st->rows[idx[k]];
+        store__pts_push(&st->pts, r->ts, r->value, r->seq);
+    }
     for (size_t at = 0; at < st->pts.n; at += STORE_CHUNK_MAX) {
         size_t k = st->pts.n - at < STORE_CHUNK_MAX ? st->pts.n - at : STORE_CHUNK_MAX;
         if ((rc = chunk_put(st, sensor, at == 0 ? tail : 0, at, k, &span)) != OP_OK)
@@ -974,11 +1017,14 @@ static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *mo
     if (rc != OP_OK || got == 0)
         return rc;
     int64_t last_seq = st->rows[got - 1].seq;
-    log_sort(st, got);
+    if ((rc = log_order(st, got)) != OP_OK)
+        return rc;
+    const uint32_t *perm = st->perm;
     for (size_t i = 0, j; i < got; i = j) {
-        for (j = i + 1; j < got && st->rows[j].sensor == st->rows[i].sensor; j++)
+        int64_t sensor = st->rows[perm[i]].sensor;
+        for (j = i + 1; j < got && st->rows[perm[j]].sensor == sensor; j++)
             ;
-        if ((rc = sensor_compact(st, st->rows + i, j - i)) != OP_OK)
+        if ((rc = sensor_compact(st, perm + i, j - i)) != OP_OK)
             return rc;
     }
 
