@@ -43,8 +43,6 @@
  * became non-empty when the writer is idle, so queries (which scan the
  * log) stay fast and a quiet node still ends up with a small log. */
 #define STORE_COMPACT_CHUNK 65536
-/* Sensor ids a compaction step moves at once (see rows_compact). */
-#define STORE_COMPACT_SENSORS 128
 #define STORE_COMPACT_ROWS 65536
 #define STORE_COMPACT_IDLE_MS 2000
 /* Compaction leaves the log rows the rules runner has not evaluated yet
@@ -129,6 +127,13 @@ int store__chunk_decode(struct op_codec_ctx *ctx, const void *points, size_t poi
 /* Readings a record holds at most (a group with more writes several, so
  * the writer never holds more than one record's entries in memory). */
 #define STORE_LOG_RECORD_MAX 65536
+
+/* Whether a record's data of bytes bytes holds n entries (no overflow for
+ * a damaged n). */
+static inline bool store__log_record_ok(int64_t n, int bytes)
+{
+    return n >= 1 && bytes > 0 && bytes % STORE_LOG_BYTES == 0 && bytes / STORE_LOG_BYTES == n;
+}
 
 static inline void store__log_put(uint8_t *p, int64_t sensor, int64_t ts, double value)
 {
@@ -358,9 +363,13 @@ struct op_store {
     op_store_commit_fn *hook;
     void *hook_ctx;
     _Atomic uint64_t rules_gen;
-    /* Moves (before the COMMIT) whenever a sensor id stops naming what it
-     * named or a sensor becomes derived: readers' name caches are void. */
+    /* A seqlock over what sensor ids name (store__names_changing): odd
+     * while a transaction that deletes a sensor or marks one derived is
+     * open, moved again when it commits or rolls back. A reader's name
+     * cache is good only while it reads the same even value before and
+     * after its snapshot begins. names_dirty is the writer's. */
     _Atomic uint64_t names_gen;
+    bool names_dirty;
 
     /* The outbox (store_outbox.c); ob_* are the writer thread's. */
     char node_id[17];
@@ -426,6 +435,11 @@ void store__reader_fini(struct op_store_reader *r);
 /* Ends a failed transaction; begun says whether the layout's txn_begin ran
  * (only then is its state rolled back). Writer thread. */
 void store__txn_rollback(struct op_store *s, bool begun);
+
+/* Before a change to what a sensor id names (a sensor deleted, or marked
+ * derived), inside the transaction, and after that transaction ended. */
+void store__names_changing(struct op_store *s);
+void store__names_settled(struct op_store *s);
 
 /* One compaction step in its own transaction; returns rows moved or < 0. */
 int64_t store__compact_step(struct op_store *s);

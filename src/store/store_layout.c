@@ -101,8 +101,11 @@ static const char *const rows_sql[S_COUNT] = {
     [S_SENSOR_DROP] = "DELETE FROM sensors WHERE id = ?1 AND count <= 0",
     /* The quota deletes the globally oldest readings: those of the sensor
      * with the oldest data, up to where another sensor's data begins. */
-    [S_OLDEST_SENSOR] = "SELECT id FROM sensors WHERE count > 0 ORDER BY first_ts, id LIMIT 1",
-    [S_OTHERS_FIRST_TS] = "SELECT min(first_ts) FROM sensors WHERE count > 0 AND id != ?1",
+    [S_OLDEST_SENSOR] = "SELECT id FROM sensors WHERE count > 0 ORDER BY first_ts, id"
+                        " LIMIT 1 OFFSET ?1",
+    [S_OTHERS_FIRST_TS] = "SELECT min(first_ts) FROM (SELECT id, first_ts FROM sensors"
+                          " WHERE count > 0 ORDER BY first_ts, id LIMIT -1 OFFSET ?2)"
+                          " WHERE id != ?1",
     /* Compaction reads the front of the log by its primary key. */
     [S_LOG_HEAD] = "SELECT seq_lo, n, data FROM log ORDER BY seq_lo",
     [S_LOG_DELETE] = "DELETE FROM log WHERE seq_lo <= ?1",
@@ -520,7 +523,7 @@ static const uint8_t *log_record(sqlite3_stmt *q, int64_t *n, int *rc)
 {
     const uint8_t *d = sqlite3_column_blob(q, 2);
     *n = sqlite3_column_int64(q, 1);
-    if (*n >= 1 && d && sqlite3_column_bytes(q, 2) == *n * STORE_LOG_BYTES)
+    if (d && store__log_record_ok(*n, sqlite3_column_bytes(q, 2)))
         return d;
     OP_ERROR(STORE_SUB, "log record %lld does not hold %lld readings: the database is damaged",
              (long long)sqlite3_column_int64(q, 0), (long long)*n);
@@ -591,8 +594,7 @@ static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *droppe
     if ((rc = store__exec(st->db, q)) != OP_OK)
         return rc;
     if (sqlite3_changes(st->db) > 0) {
-        /* Before the commit: readers' caches must not name the id after. */
-        atomic_fetch_add(&st->s->names_gen, 1);
+        store__names_changing(st->s);
         *dropped = true;
     }
     return OP_OK;
@@ -737,7 +739,8 @@ static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int6
         return rc;
     /* Collect first: the loop below changes the table being scanned. Each
      * listed sensor has at least one reading to delete, so max_rows sensors
-     * are enough to use the whole budget. */
+     * are enough to use the whole budget, unless its old readings are held
+     * in the log for the rules (they go once the rules have seen them). */
     sqlite3_bind_int64(q, 1, cutoff);
     sqlite3_bind_int64(q, 2, max_rows);
     while (step_row(st, q, &rc))
@@ -776,16 +779,19 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
 {
     struct rows_state *st = state;
     bool dropped = false, found;
+    int64_t skip = 0; /* oldest sensors whose oldest readings are held in the log */
     int rc = OP_OK;
 
     *deleted = 0;
     while (*deleted < max_rows) {
         int64_t id, bound = INT64_MAX, n = 0;
+        sqlite3_bind_int64(st->st[S_OLDEST_SENSOR], 1, skip);
         if ((rc = query_one(st, st->st[S_OLDEST_SENSOR], &id, &found)) != OP_OK || !found)
             break;
         /* Up to where the next-oldest sensor's data begins (inclusive, so
          * equal timestamps still make progress). */
         sqlite3_bind_int64(st->st[S_OTHERS_FIRST_TS], 1, id);
+        sqlite3_bind_int64(st->st[S_OTHERS_FIRST_TS], 2, skip);
         if ((rc = query_one(st, st->st[S_OTHERS_FIRST_TS], &bound, &found)) != OP_OK)
             break;
         if (!found)
@@ -794,8 +800,10 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
         int64_t cutoff = bound < INT64_MAX ? bound + 1 : INT64_MAX;
         if ((rc = sensor_trim(st, id, cutoff, max_rows - *deleted, &n)) != OP_OK)
             break;
-        if (n == 0)
-            break; /* its oldest readings are held in the log: do not spin */
+        if (n == 0) {
+            skip++; /* held for the rules: the next-oldest goes first */
+            continue;
+        }
         *deleted += n;
         if ((rc = sensor_fix(st, id, n, &dropped)) != OP_OK)
             break;

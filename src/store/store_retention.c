@@ -116,6 +116,7 @@ void store__retention_step(struct op_store *s)
         return;
     }
 
+    store__names_settled(s);
     store__outbox_retention_committed(s);
     if (by_age > 0)
         op_counter_add(s->m.ret_age, (uint64_t)by_age);

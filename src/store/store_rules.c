@@ -177,7 +177,7 @@ static int derived_append(struct op_store *s, const struct op_store_write *w)
         if (rc != OP_OK)
             return rc;
         if (sqlite3_changes(s->wdb) > 0)
-            atomic_fetch_add(&s->names_gen, 1);
+            store__names_changing(s);
     }
     if (!w->derived_important)
         return OP_OK;
@@ -331,9 +331,9 @@ void op_store_reader_close(struct op_store_reader *r)
 
 /* The name of sensor id from the reader's cache, reading it on a miss.
  * Names are cached across calls (the runner's reader reads the same
- * sensors over and over); the cache is dropped when names_gen moved, which
- * the writer does before committing a sensor's deletion (its id may then
- * name another) or its becoming derived. */
+ * sensors over and over), under the names seqlock (names_ready): a
+ * sensor's deletion lets its id name another, and a derived sensor's
+ * readings must not reach the rules. */
 static int name_of(struct op_store_reader *r, int64_t id, const char **name, uint32_t *len,
                    bool *derived)
 {
@@ -368,19 +368,23 @@ static int name_of(struct op_store_reader *r, int64_t id, const char **name, uin
     return OP_OK;
 }
 
-/* Readies the reader's name cache for a read in the snapshot just begun. */
-static int names_ready(struct op_store_reader *r)
+/* Readies the reader's name cache for a read whose snapshot began between
+ * two loads of names_gen, before (gen0) and after (gen1): with the same
+ * even value no change to names was open or committed meanwhile, so
+ * entries cached under it still hold. Otherwise the cache starts empty,
+ * fills from this snapshot only, and is dropped again by the next call. */
+static int names_ready(struct op_store_reader *r, uint64_t gen0, uint64_t gen1)
 {
-    uint64_t gen = atomic_load(&r->s->names_gen);
     if (!r->names && !(r->names = op_calloc(STORE_NAME_SLOTS, sizeof(*r->names))))
         return OP_ENOMEM;
-    if (gen != r->names_gen) {
+    bool stable = gen0 == gen1 && (gen0 & 1) == 0;
+    if (!stable || gen0 != r->names_gen) {
         for (size_t k = 0; k < STORE_NAME_SLOTS; k++) {
             op_free(r->names[k].name);
             r->names[k] = (struct store_name){ 0 };
         }
-        r->names_gen = gen;
     }
+    r->names_gen = stable ? gen0 : UINT64_MAX; /* never a seqlock value: clears next time */
     return OP_OK;
 }
 
@@ -391,7 +395,7 @@ static int since_record(struct op_store_reader *r, sqlite3_stmt *st, int64_t aft
 {
     int64_t seq_lo = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
     const uint8_t *d = sqlite3_column_blob(st, 2);
-    if (cnt < 1 || !d || sqlite3_column_bytes(st, 2) != cnt * STORE_LOG_BYTES) {
+    if (!d || !store__log_record_ok(cnt, sqlite3_column_bytes(st, 2))) {
         OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
         return OP_ECORRUPT;
     }
@@ -423,8 +427,9 @@ int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t li
     sqlite3_stmt *st = store__rstmt(r, R_SINCE);
     int rc = begin && commit && st ? OP_OK : OP_EIO, src = SQLITE_DONE, n = 0;
     /* One read transaction, the records and the names from one snapshot,
-     * which the first step of R_SINCE takes: the name cache is checked
-     * after it, so it is never older than the readings. */
+     * which the first step of R_SINCE takes, between two loads of the
+     * names seqlock (names_ready). */
+    uint64_t gen0 = atomic_load(&r->s->names_gen);
     if (rc == OP_OK)
         rc = store__rstmt_end(r, begin, sqlite3_step(begin), OP_OK);
     if (rc == OP_OK) {
@@ -432,7 +437,7 @@ int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t li
         sqlite3_bind_int64(st, 1, after_seq);
         src = sqlite3_step(st);
         if (src == SQLITE_ROW)
-            rc = names_ready(r);
+            rc = names_ready(r, gen0, atomic_load(&r->s->names_gen));
         while (rc == OP_OK && !stop && n < limit && src == SQLITE_ROW) {
             rc = since_record(r, st, after_seq, limit, fn, ctx, &n, &stop);
             if (rc == OP_OK && !stop && n < limit)

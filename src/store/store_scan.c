@@ -1,9 +1,9 @@
 /*
  * store_scan.c: one sensor's readings in (ts, seq) order, ascending or
  * descending, from the two places they live (store_layout.c): the log,
- * one row per reading, and the chunks, up to STORE_CHUNK_MAX codec-encoded
- * readings each. Range queries and aggregates (store_query.c) read
- * through it.
+ * a few records of one group each, and the chunks, up to STORE_CHUNK_MAX
+ * codec-encoded readings each. Range queries and aggregates
+ * (store_query.c) read through it.
  *
  * A scan is a merge of runs: the sensor's log readings in the window (the
  * log's few records, filtered) and each chunk, decoded when the merge
@@ -18,6 +18,7 @@
  * index scan starts. All statements run in one read transaction, so the
  * log, the chunks and the sensor's row come from one snapshot.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -121,20 +122,34 @@ static int chunk_open(struct store_scan *sc)
     return OP_OK;
 }
 
-/* Sorts a run by (ts, seq): an insertion sort, as log readings of one
- * sensor come in seq order and almost always in ts order already. */
-static void run_sort(struct store_pts *p)
+struct pt {
+    int64_t ts, seq;
+    double val;
+};
+
+static int pt_cmp(const void *pa, const void *pb)
 {
-    for (size_t i = 1; i < p->n; i++) {
-        int64_t t = p->ts[i], q = p->seq[i];
-        double v = p->val[i];
-        size_t j = i;
-        while (j > 0 && (p->ts[j - 1] > t || (p->ts[j - 1] == t && p->seq[j - 1] > q))) {
-            p->ts[j] = p->ts[j - 1], p->seq[j] = p->seq[j - 1], p->val[j] = p->val[j - 1];
-            j--;
-        }
-        p->ts[j] = t, p->seq[j] = q, p->val[j] = v;
-    }
+    const struct pt *a = pa, *b = pb;
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Sorts a run by (ts, seq), for log readings of a sensor that arrived out
+ * of ts order (a backfill): O(n log n), as a reader's C loops are not
+ * under the query time limit. */
+static int run_sort(struct store_pts *p)
+{
+    struct pt *t = op_malloc(p->n * sizeof(*t));
+    if (!t)
+        return OP_ENOMEM;
+    for (size_t i = 0; i < p->n; i++)
+        t[i] = (struct pt){ p->ts[i], p->seq[i], p->val[i] };
+    qsort(t, p->n, sizeof(*t), pt_cmp);
+    for (size_t i = 0; i < p->n; i++)
+        p->ts[i] = t[i].ts, p->seq[i] = t[i].seq, p->val[i] = t[i].val;
+    op_free(t);
+    return OP_OK;
 }
 
 /* The sensor's log readings inside the window, sorted, as the first run:
@@ -155,7 +170,7 @@ static int log_load(struct store_scan *sc, int64_t sensor_id, int64_t limit)
     while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq_lo = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
         const uint8_t *d = sqlite3_column_blob(st, 2);
-        if (n < 1 || !d || sqlite3_column_bytes(st, 2) != n * STORE_LOG_BYTES) {
+        if (!d || !store__log_record_ok(n, sqlite3_column_bytes(st, 2))) {
             OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
             rc = OP_ECORRUPT;
             break;
@@ -175,8 +190,8 @@ static int log_load(struct store_scan *sc, int64_t sensor_id, int64_t limit)
     rc = store__rstmt_end(sc->r, st, rc != OP_OK || src == SQLITE_ROW ? SQLITE_DONE : src, rc);
     if (rc != OP_OK)
         return rc;
-    if (!sorted)
-        run_sort(p);
+    if (!sorted && (rc = run_sort(p)) != OP_OK)
+        return rc;
     run->lo = 0;
     run->hi = p->n;
     if (limit >= 0 && (int64_t)p->n > limit) {
@@ -247,15 +262,14 @@ int store__scan_open(struct store_scan *sc, struct op_store_reader *r, const cha
     if (!st)
         return OP_EIO;
     sqlite3_bind_int64(st, 1, id);
-    if (desc) {
-        sqlite3_bind_int64(st, 2, sat_add(sc->hi_ts, span));
-        sqlite3_bind_int64(st, 3, sc->lo_ts);
-        sqlite3_bind_int64(st, 4, sc->hi_ts);
-    } else {
-        sqlite3_bind_int64(st, 2, sat_add(sc->lo_ts, -span));
-        sqlite3_bind_int64(st, 3, sc->hi_ts);
-        sqlite3_bind_int64(st, 4, sc->lo_ts);
-    }
+    /* A span of INT64_MAX stands for a chunk wider than int64 can hold
+     * (chunk_put saturates): no bound then. */
+    if (span == INT64_MAX)
+        sqlite3_bind_int64(st, 2, desc ? INT64_MAX : INT64_MIN);
+    else
+        sqlite3_bind_int64(st, 2, desc ? sat_add(sc->hi_ts, span) : sat_add(sc->lo_ts, -span));
+    sqlite3_bind_int64(st, 3, desc ? sc->lo_ts : sc->hi_ts);
+    sqlite3_bind_int64(st, 4, desc ? sc->hi_ts : sc->lo_ts);
     sc->chunks = st;
     chunk_next(sc);
     return sc->src == SQLITE_OK ? OP_OK : store__err(r->db, sc->src, 0);

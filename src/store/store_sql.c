@@ -151,9 +151,8 @@ static int log_next(struct sql_cursor *c)
     sqlite3 *db = ((struct sql_vtab *)c->base.pVtab)->db;
     if (!c->rec && sqlite3_errcode(db) == SQLITE_NOMEM)
         return SQLITE_NOMEM;
-    /* Divided rather than n multiplied, which a damaged n could overflow;
-     * with n >= 1 the data is then not empty, so rec is not NULL. */
-    if (n < 1 || bytes % STORE_LOG_BYTES != 0 || bytes / STORE_LOG_BYTES != n)
+    /* With n >= 1 the data is then not empty, so rec is not NULL. */
+    if (!store__log_record_ok(n, (int)bytes))
         return scan_fail(c, SQLITE_CORRUPT_VTAB,
                          sqlite3_mprintf("readings: log record with seq_lo %lld is damaged: its"
                                          " data has %lld bytes, not n = %lld readings of %d",

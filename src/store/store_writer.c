@@ -234,6 +234,21 @@ void store__txn_rollback(struct op_store *s, bool begun)
     if (begun)
         s->layout->txn_abort(s->layout_state);
     store__outbox_reset(s);
+    store__names_settled(s);
+}
+
+void store__names_changing(struct op_store *s)
+{
+    if (!s->names_dirty)
+        atomic_fetch_add(&s->names_gen, 1); /* odd: a change is under way */
+    s->names_dirty = true;
+}
+
+void store__names_settled(struct op_store *s)
+{
+    if (s->names_dirty)
+        atomic_fetch_add(&s->names_gen, 1); /* even again: committed or undone */
+    s->names_dirty = false;
 }
 
 static void group_commit(struct op_store *s, struct op_store_write *group)
@@ -256,6 +271,7 @@ static void group_commit(struct op_store *s, struct op_store_write *group)
     }
 
     if (rc == OP_OK) {
+        store__names_settled(s);
         atomic_fetch_add(&s->commits, 1);
         op_counter_add(s->m.commits, 1);
         op_counter_add(s->m.appended, (uint64_t)readings);

@@ -410,6 +410,32 @@ static void test_small_chunks_are_extended(void **state)
     assert_strict_order(&all, false);
 }
 
+/* Timestamps at both ends of int64 in one chunk make its width overflow
+ * (the sensor's span saturates), and still every reading is found, by a
+ * whole-range query and page by page both ways. */
+static void test_extreme_timestamps(void **state)
+{
+    struct fixture *f = *state;
+    static const int64_t tss[] = { INT64_MIN, INT64_MIN + 1, -1, 0, INT64_MAX - 1, INT64_MAX };
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(ts_append(f->s, "e", tss[i], 0, (double)i, 1), OP_OK);
+    assert_true(ts_poll(log_empty, f->dir, 20000));
+    assert_int_equal(ts_sql_int(f->dir, "SELECT span FROM sensors WHERE name = 'e'"), INT64_MAX);
+    /* Two more in the log. */
+    assert_int_equal(ts_append(f->s, "e", INT64_MIN, 0, 10, 1), OP_OK);
+    assert_int_equal(ts_append(f->s, "e", INT64_MAX - 1, 0, 11, 1), OP_OK);
+    for (int desc = 0; desc <= 1; desc++) {
+        for (int page = 1; page <= 64; page *= 64) {
+            /* `to` is exclusive: the reading at INT64_MAX is out of range. */
+            struct rows all = page_range(f->s, "e", INT64_MIN, INT64_MAX, desc, page);
+            assert_int_equal(all.n, 7);
+            assert_strict_order(&all, desc);
+        }
+        struct rows w = page_range(f->s, "e", 0, INT64_MAX, desc, 1);
+        assert_int_equal(w.n, 3);
+    }
+}
+
 /* ---- sensors ----------------------------------------------------------- */
 
 struct sensor_list {
@@ -544,6 +570,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queries_merge_log_and_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlapping_chunks_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_chunks_are_extended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extreme_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sensor_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_queue_cap, setup, teardown),
     };

@@ -229,12 +229,50 @@ static void test_retention_by_quota(void **state)
     assert_true(ts_sql_int(dir, "PRAGMA freelist_count") < 2048);
 }
 
+static bool log_empty(void *ctx)
+{
+    return ts_sql_int(ctx, "SELECT coalesce(sum(n), 0) FROM log") == 0;
+}
+
+/* The sensor with the oldest readings has them held in the log (the rules
+ * have not seen them): the quota cannot delete those yet, and goes on to
+ * the next-oldest sensor's instead of stopping. */
+static void test_quota_passes_held_readings(void **state)
+{
+    const char *dir = *state;
+    struct op_store_opts o = ts_opts(dir);
+    struct op_store *s = ts_open(&o);
+    for (int i = 0; i < 10; i++)
+        append_noise(s, "a", 1000000 + i * 10000, 10000);
+    assert_true(ts_poll(log_empty, (void *)dir, 20000));
+    struct op_store_write put = { .op = OP_STORE_RULE_PUT, .rule_name = "r",
+                                  .rule_text = "kind = silence\n", .updated_at = 1 };
+    assert_int_equal(ts_write(s, &put), OP_OK);
+    struct op_store_write seen = { .op = OP_STORE_RULES_PROGRESS, .cursor = 100000 };
+    assert_int_equal(ts_write(s, &seen), OP_OK);
+    append_noise(s, "old", 0, 10); /* after the rules' cursor: held in the log */
+    op_store_close(s);
+
+    o.retention_bytes = 256 << 10;
+    o.retention_interval_ms = 10;
+    s = ts_open(&o);
+    struct quota_wait q = { s, o.retention_bytes };
+    assert_true(ts_poll(under_quota, &q, 15000));
+    op_store_close(s);
+    int64_t left = ts_sql_int(dir, "SELECT count FROM sensors WHERE name = 'a'");
+    assert_true(left < 100000);
+    assert_int_equal(ts_sql_int(dir, "SELECT count FROM sensors WHERE name = 'old'"), 10);
+    assert_int_equal(stats_mismatches(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retention_under_steady_ingest, ts_setup_dir, ts_teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_by_age, ts_setup_dir, ts_teardown_dir),
         cmocka_unit_test_setup_teardown(test_retention_by_quota, ts_setup_dir, ts_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_quota_passes_held_readings, ts_setup_dir,
+                                        ts_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
