@@ -105,8 +105,6 @@ static inline uint8_t *cw_reserve(struct cw *w, size_t n)
     return at;
 }
 
-#define put_le64 op_le64_put
-#define get_le64 op_le64_get
 
 static inline void put_le32(uint8_t *p, uint32_t v)
 {

@@ -307,7 +307,7 @@ static void write_chunk(const struct codec_venc *ve, const struct codec_vprep *p
     for (size_t i = 0; i < p->nexc; i++) {
         uint8_t *b = cw_reserve(w, 8);
         if (b)
-            put_le64(b, p->ebits[i]);
+            op_le64_put(b, p->ebits[i]);
     }
     codec__is_write(p->x, n, pack, pl, w, NULL);
 }
@@ -414,6 +414,6 @@ int codec__value_decode(struct cr *r, size_t n, double *v, struct codec_dscratch
     if (rc != OP_OK)
         return rc;
     for (uint64_t i = 0; i < nexc; i++)
-        v[epos[i]] = bitsd(get_le64(ebytes + 8 * i));
+        v[epos[i]] = bitsd(op_le64_get(ebytes + 8 * i));
     return OP_OK;
 }

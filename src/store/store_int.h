@@ -155,9 +155,10 @@ static inline void store__log_get(const uint8_t *p, int64_t *sensor, int64_t *ts
 /* ---- layout: how readings are stored ---------------------------------- */
 
 /*
- * The write path of readings behind a small vtable, so that the row-per-
- * reading layout (store_rows.c) can later be replaced by a log + chunks one
- * without touching the writer, the group commit or retention scheduling.
+ * The write path of readings behind a small vtable (the log + chunks of
+ * store_layout.c replaced a row per reading this way), so that a layout
+ * changes without touching the writer, the group commit or retention
+ * scheduling.
  * Every function runs on the writer thread inside a transaction the writer
  * opened; none of them begins, commits or rolls back. Functions return OP_OK
  * or an op_err mapped with store__err() at the failing call.

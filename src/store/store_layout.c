@@ -9,7 +9,7 @@
  * to STORE_CHUNK_MAX codec-encoded readings per sensor, so a compaction of
  * 65,536 readings over 1,000 sensors inserts about 1,000 small rows instead
  * of 65,536 b-tree entries. Queries merge the log and the chunks
- * (store_query.c). `sensors` holds each sensor's name and stats (count,
+ * (store_scan.c). `sensors` holds each sensor's name and stats (count,
  * first_ts, last_ts, last_value) and span, the widest ts_hi - ts_lo of its
  * chunks, which bounds where a query must start looking.
  *
@@ -35,9 +35,9 @@
 /* Beyond this many cached sensors the cache is emptied at a group boundary,
  * so a stream of ever-new names cannot grow the writer's memory without
  * bound; a miss costs one indexed SELECT. */
-#define ROWS_CACHE_MAX 65536
+#define LAYOUT_CACHE_MAX 65536
 
-enum rows_stmt {
+enum layout_stmt {
     S_LOG_ADD,
     S_SENSOR_GET,
     S_SENSOR_ADD,
@@ -62,7 +62,7 @@ enum rows_stmt {
 
 #define CHUNK_COLS "id, ts_lo, ts_hi, n, points, seqs"
 
-static const char *const rows_sql[S_COUNT] = {
+static const char *const layout_sql[S_COUNT] = {
     [S_LOG_ADD] = "INSERT INTO log(seq_lo, n, data) VALUES(?1, ?2, ?3)",
     [S_SENSOR_GET] = "SELECT id FROM sensors WHERE name = ?1",
     [S_SENSOR_ADD] = "INSERT INTO sensors(name) VALUES(?1)",
@@ -122,9 +122,9 @@ static const char *const rows_sql[S_COUNT] = {
                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
-struct rows_sensor {
-    struct rows_sensor *hnext; /* hash chain */
-    struct rows_sensor *tnext; /* sensors touched by the current group */
+struct layout_sensor {
+    struct layout_sensor *hnext; /* hash chain */
+    struct layout_sensor *tnext; /* sensors touched by the current group */
     uint64_t hash;
     int64_t id;
     /* This group's readings of the sensor; g_count == 0: untouched. */
@@ -140,15 +140,15 @@ struct log_row {
     double value;
 };
 
-struct rows_state {
+struct layout_state {
     struct op_store *s;
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
-    struct rows_sensor **buckets;
+    struct layout_sensor **buckets;
     size_t nbuckets; /* a power of two */
     size_t nentries;
-    struct rows_sensor *touched;
-    struct rows_sensor *last; /* the sensor of the previous reading */
+    struct layout_sensor *touched;
+    struct layout_sensor *last; /* the sensor of the previous reading */
     int64_t next_seq;
     int64_t txn_seq;      /* next_seq when the transaction began */
     int64_t log_rows;     /* readings in the log, committed or in this transaction */
@@ -171,6 +171,10 @@ struct rows_state {
     uint8_t *grp;
     size_t grp_n, grp_cap; /* entries, and bytes allocated */
     int64_t grp_seq;
+    /* Retention's per-step table of the log's held readings by sensor. */
+    struct log_bounds *bounds;
+    size_t bounds_cap;
+    bool bounds_built;
     /* The rest of a record compaction split (STORE_LOG_BYTES each). */
     uint8_t *rest;
     size_t rest_cap;
@@ -188,10 +192,10 @@ static uint64_t name_hash(const char *p, uint32_t len)
     return h;
 }
 
-static void cache_clear(struct rows_state *st)
+static void cache_clear(struct layout_state *st)
 {
     for (size_t i = 0; i < st->nbuckets; i++) {
-        struct rows_sensor *e = st->buckets[i], *next;
+        struct layout_sensor *e = st->buckets[i], *next;
         for (; e; e = next) {
             next = e->hnext;
             op_free(e);
@@ -203,14 +207,14 @@ static void cache_clear(struct rows_state *st)
     st->last = NULL;
 }
 
-static void cache_grow(struct rows_state *st)
+static void cache_grow(struct layout_state *st)
 {
     size_t n = st->nbuckets * 2;
-    struct rows_sensor **b = op_calloc(n, sizeof(*b));
+    struct layout_sensor **b = op_calloc(n, sizeof(*b));
     if (!b)
         return; /* longer chains, still correct */
     for (size_t i = 0; i < st->nbuckets; i++) {
-        struct rows_sensor *e = st->buckets[i], *next;
+        struct layout_sensor *e = st->buckets[i], *next;
         for (; e; e = next) {
             next = e->hnext;
             e->hnext = b[e->hash & (n - 1)];
@@ -223,7 +227,7 @@ static void cache_grow(struct rows_state *st)
 }
 
 /* Finds the sensor's id in the database, adding the sensor if it is new. */
-static int sensor_resolve(struct rows_state *st, const char *name, uint32_t len, int64_t *id)
+static int sensor_resolve(struct layout_state *st, const char *name, uint32_t len, int64_t *id)
 {
     sqlite3_stmt *q = st->st[S_SENSOR_GET];
     sqlite3_bind_text(q, 1, name, (int)len, SQLITE_STATIC);
@@ -249,11 +253,11 @@ static int sensor_resolve(struct rows_state *st, const char *name, uint32_t len,
     return err;
 }
 
-static int sensor_get(struct rows_state *st, const char *name, uint32_t len,
-                      struct rows_sensor **out)
+static int sensor_get(struct layout_state *st, const char *name, uint32_t len,
+                      struct layout_sensor **out)
 {
     uint64_t h = name_hash(name, len);
-    struct rows_sensor *e = st->buckets[h & (st->nbuckets - 1)];
+    struct layout_sensor *e = st->buckets[h & (st->nbuckets - 1)];
     for (; e; e = e->hnext) {
         if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0) {
             *out = e;
@@ -284,12 +288,12 @@ static int sensor_get(struct rows_state *st, const char *name, uint32_t len,
 
 /* ---- the vtable -------------------------------------------------------- */
 
-static int legacy_convert(struct rows_state *st, const char *path);
-static int legacy_log_convert(struct rows_state *st, const char *path);
+static int legacy_convert(struct layout_state *st, const char *path);
+static int legacy_log_convert(struct layout_state *st, const char *path);
 
-static void rows_destroy(void *state)
+static void layout_destroy(void *state)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     if (!st)
         return;
     for (int i = 0; i < S_COUNT; i++)
@@ -305,13 +309,14 @@ static void rows_destroy(void *state)
     op_free(st->cbuf.data);
     op_free(st->grp);
     op_free(st->rest);
+    op_free(st->bounds);
     op_codec_ctx_destroy(st->codec);
     op_free(st);
 }
 
-static int rows_create(struct op_store *s, sqlite3 *db, void **state)
+static int layout_create(struct op_store *s, sqlite3 *db, void **state)
 {
-    struct rows_state *st = op_calloc(1, sizeof(*st));
+    struct layout_state *st = op_calloc(1, sizeof(*st));
     sqlite3_stmt *q = NULL;
     int rc;
 
@@ -328,7 +333,7 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
         goto fail;
     }
     for (int i = 0; i < S_COUNT; i++) {
-        if (store__prepare(db, rows_sql[i], &st->st[i]) != SQLITE_OK) {
+        if (store__prepare(db, layout_sql[i], &st->st[i]) != SQLITE_OK) {
             rc = OP_EIO;
             goto fail;
         }
@@ -363,20 +368,21 @@ static int rows_create(struct op_store *s, sqlite3 *db, void **state)
     return OP_OK;
 
 fail:
-    rows_destroy(st);
+    layout_destroy(st);
     return rc;
 }
 
-static void rows_txn_begin(void *state)
+static void layout_txn_begin(void *state)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     st->txn_seq = st->next_seq;
     st->txn_log_rows = st->log_rows;
+    st->bounds_built = false;
 }
 
-static int grp_write(struct rows_state *st);
+static int grp_write(struct layout_state *st);
 
-static int grp_reserve(struct rows_state *st, size_t n)
+static int grp_reserve(struct layout_state *st, size_t n)
 {
     size_t need = (st->grp_n + n) * STORE_LOG_BYTES;
     if (need <= st->grp_cap)
@@ -392,10 +398,10 @@ static int grp_reserve(struct rows_state *st, size_t n)
     return OP_OK;
 }
 
-static int rows_append(void *state, const struct op_reading *rd, size_t n)
+static int layout_append(void *state, const struct op_reading *rd, size_t n)
 {
-    struct rows_state *st = state;
-    struct rows_sensor *e = st->last;
+    struct layout_state *st = state;
+    struct layout_sensor *e = st->last;
     int64_t seq = st->next_seq;
     size_t room = STORE_LOG_RECORD_MAX - st->grp_n;
     int rc = grp_reserve(st, n < room ? n : room);
@@ -439,7 +445,7 @@ static int rows_append(void *state, const struct op_reading *rd, size_t n)
 }
 
 /* Writes entries [at, at + n) of buf as the record of seqs seq_lo.. */
-static int log_add(struct rows_state *st, int64_t seq_lo, const uint8_t *buf, size_t n)
+static int log_add(struct layout_state *st, int64_t seq_lo, const uint8_t *buf, size_t n)
 {
     sqlite3_stmt *q = st->st[S_LOG_ADD];
     sqlite3_bind_int64(q, 1, seq_lo);
@@ -451,22 +457,22 @@ static int log_add(struct rows_state *st, int64_t seq_lo, const uint8_t *buf, si
 }
 
 /* The group's entries not written yet as one record. */
-static int grp_write(struct rows_state *st)
+static int grp_write(struct layout_state *st)
 {
     int rc = st->grp_n ? log_add(st, st->grp_seq, st->grp, st->grp_n) : OP_OK;
     st->grp_n = 0;
     return rc;
 }
 
-static int rows_group_end(void *state)
+static int layout_group_end(void *state)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     sqlite3_stmt *q = st->st[S_SENSOR_STATS];
     int rc;
 
     if ((rc = grp_write(st)) != OP_OK)
         return rc;
-    for (struct rows_sensor *e = st->touched; e; e = e->tnext) {
+    for (struct layout_sensor *e = st->touched; e; e = e->tnext) {
         sqlite3_bind_int64(q, 1, e->id);
         sqlite3_bind_int64(q, 2, e->g_count);
         sqlite3_bind_int64(q, 3, e->g_min_ts);
@@ -477,14 +483,14 @@ static int rows_group_end(void *state)
         e->g_count = 0;
     }
     st->touched = NULL;
-    if (st->nentries > ROWS_CACHE_MAX)
+    if (st->nentries > LAYOUT_CACHE_MAX)
         cache_clear(st);
     return OP_OK;
 }
 
-static void rows_txn_abort(void *state)
+static void layout_txn_abort(void *state)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     /* Sensors added in the rolled-back transaction are gone and the group
      * sums are void; the cache is only a cache, so drop all of it. */
     cache_clear(st);
@@ -495,7 +501,7 @@ static void rows_txn_abort(void *state)
 
 /* ---- retention --------------------------------------------------------- */
 
-static int ids_reserve(struct rows_state *st, size_t n)
+static int ids_reserve(struct layout_state *st, size_t n)
 {
     if (n <= st->ids_cap)
         return OP_OK;
@@ -509,7 +515,7 @@ static int ids_reserve(struct rows_state *st, size_t n)
 
 /* Steps q once: true with a row, false at the end (*rc says whether that
  * end is an error). The caller resets q. */
-static bool step_row(struct rows_state *st, sqlite3_stmt *q, int *rc)
+static bool step_row(struct layout_state *st, sqlite3_stmt *q, int *rc)
 {
     errno = 0;
     int src = sqlite3_step(q);
@@ -531,59 +537,105 @@ static const uint8_t *log_record(sqlite3_stmt *q, int64_t *n, int *rc)
     return NULL;
 }
 
-/* The sensor's readings still in the log (held there for the rules): the
+/* A sensor's readings still in the log (held there for the rules): the
  * smallest ts, and the newest by (ts, seq) with its value. */
 struct log_bounds {
-    bool found;
+    int64_t id; /* 0: an empty slot */
     int64_t min_ts, max_ts;
     double last;
 };
 
-static int log_sensor(struct rows_state *st, int64_t sensor, struct log_bounds *b)
+/* The slot of id in the open-addressed bounds table (cap a power of two). */
+static struct log_bounds *bounds_slot(struct log_bounds *t, size_t cap, int64_t id)
+{
+    size_t k = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ULL >> 20) & (cap - 1);
+    while (t[k].id != 0 && t[k].id != id)
+        k = (k + 1) & (cap - 1);
+    return &t[k];
+}
+
+static int bounds_grow(struct layout_state *st)
+{
+    size_t cap = st->bounds_cap ? st->bounds_cap * 2 : 1024;
+    struct log_bounds *t = op_calloc(cap, sizeof(*t));
+    if (!t)
+        return OP_ENOMEM;
+    for (size_t k = 0; k < st->bounds_cap; k++)
+        if (st->bounds[k].id != 0)
+            *bounds_slot(t, cap, st->bounds[k].id) = st->bounds[k];
+    op_free(st->bounds);
+    st->bounds = t;
+    st->bounds_cap = cap;
+    return OP_OK;
+}
+
+/* One pass over the log for the bounds of every sensor in it: a retention
+ * step fixes up to thousands of sensors, and with the rules behind the log
+ * holds up to STORE_COMPACT_HOLD_MAX readings, which must not be read once
+ * per sensor. The log does not change within a step (bounds_built is
+ * cleared at each transaction's start). */
+static int bounds_build(struct layout_state *st)
 {
     sqlite3_stmt *q = st->st[S_LOG_HEAD];
+    size_t used = 0;
     int rc = OP_OK;
-    b->found = false;
-    /* Retention compacts first, so the log is usually empty here; with
-     * rules behind it holds their backlog, scanned once per sensor fixed. */
-    if (st->log_rows == 0)
-        return OP_OK;
-    while (step_row(st, q, &rc)) {
+    if (st->bounds)
+        memset(st->bounds, 0, st->bounds_cap * sizeof(*st->bounds));
+    while (rc == OP_OK && step_row(st, q, &rc)) {
         int64_t n, id, ts;
         double v;
         const uint8_t *d = log_record(q, &n, &rc);
-        if (!d)
-            break;
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; d && rc == OP_OK && i < n; i++) {
             store__log_get(d + i * STORE_LOG_BYTES, &id, &ts, &v);
-            if (id != sensor)
+            if (2 * (used + 1) > st->bounds_cap && (rc = bounds_grow(st)) != OP_OK)
+                break;
+            struct log_bounds *b = bounds_slot(st->bounds, st->bounds_cap, id);
+            if (b->id == 0) {
+                *b = (struct log_bounds){ id, ts, ts, v };
+                used++;
                 continue;
-            if (!b->found || ts < b->min_ts)
+            }
+            if (ts < b->min_ts)
                 b->min_ts = ts;
-            if (!b->found || ts >= b->max_ts) /* >=: the later seq wins a tie */
+            if (ts >= b->max_ts) /* >=: the later seq wins a tie */
                 b->max_ts = ts, b->last = v;
-            b->found = true;
         }
     }
     sqlite3_reset(q);
+    st->bounds_built = rc == OP_OK;
+    return rc;
+}
+
+/* The sensor's held readings' bounds, or NULL (in *out) when it has none. */
+static int log_sensor(struct layout_state *st, int64_t sensor, const struct log_bounds **out)
+{
+    *out = NULL;
+    /* Retention compacts first, so the log is usually empty here. */
+    if (st->log_rows == 0)
+        return OP_OK;
+    int rc = st->bounds_built ? OP_OK : bounds_build(st);
+    if (rc == OP_OK && st->bounds_cap > 0) {
+        const struct log_bounds *b = bounds_slot(st->bounds, st->bounds_cap, sensor);
+        *out = b->id == sensor ? b : NULL;
+    }
     return rc;
 }
 
 /* Takes n deleted readings off the sensor's stats, recomputes its bounds and
  * drops it if nothing is left. *dropped is set when it was. */
-static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *dropped)
+static int sensor_fix(struct layout_state *st, int64_t id, int64_t n, bool *dropped)
 {
     sqlite3_stmt *q = st->st[S_SENSOR_FIX];
-    struct log_bounds b = { 0 };
+    const struct log_bounds *b;
     int rc = log_sensor(st, id, &b);
     if (rc != OP_OK)
         return rc;
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, n);
-    if (b.found) {
-        sqlite3_bind_int64(q, 3, b.min_ts);
-        sqlite3_bind_int64(q, 4, b.max_ts);
-        sqlite3_bind_double(q, 5, b.last);
+    if (b) {
+        sqlite3_bind_int64(q, 3, b->min_ts);
+        sqlite3_bind_int64(q, 4, b->max_ts);
+        sqlite3_bind_double(q, 5, b->last);
     }
     rc = store__exec(st->db, q);
     sqlite3_clear_bindings(q);
@@ -600,7 +652,7 @@ static int sensor_fix(struct rows_state *st, int64_t id, int64_t n, bool *droppe
     return OP_OK;
 }
 
-static int chunk_delete(struct rows_state *st, int64_t id)
+static int chunk_delete(struct layout_state *st, int64_t id)
 {
     sqlite3_bind_int64(st->st[S_CHUNK_DELETE], 1, id);
     return store__exec(st->db, st->st[S_CHUNK_DELETE]);
@@ -609,7 +661,7 @@ static int chunk_delete(struct rows_state *st, int64_t id)
 /* Deletes the chunks q selects (id, n; one per run, bound by the caller)
  * one at a time until none is left or budget readings went. A step thus
  * deletes at most budget + STORE_CHUNK_MAX - 1 readings. */
-static int chunks_drop(struct rows_state *st, sqlite3_stmt *q, int64_t budget, int64_t *deleted)
+static int chunks_drop(struct layout_state *st, sqlite3_stmt *q, int64_t budget, int64_t *deleted)
 {
     int rc = OP_OK;
     *deleted = 0;
@@ -626,7 +678,7 @@ static int chunks_drop(struct rows_state *st, sqlite3_stmt *q, int64_t budget, i
 
 /* Writes pts[at, at + n) as chunk id (0: a new chunk of the sensor) and
  * widens *span to it. */
-static int chunk_put(struct rows_state *st, int64_t sensor, int64_t id, size_t at, size_t n,
+static int chunk_put(struct layout_state *st, int64_t sensor, int64_t id, size_t at, size_t n,
                      int64_t *span)
 {
     int rc = store__chunk_encode(st->codec, &st->pts, at, n, &st->cbuf);
@@ -651,7 +703,7 @@ static int chunk_put(struct rows_state *st, int64_t sensor, int64_t id, size_t a
     return rc;
 }
 
-static int span_widen(struct rows_state *st, int64_t sensor, int64_t span)
+static int span_widen(struct layout_state *st, int64_t sensor, int64_t span)
 {
     sqlite3_stmt *q = st->st[S_SPAN];
     sqlite3_bind_int64(q, 1, sensor);
@@ -660,7 +712,7 @@ static int span_widen(struct rows_state *st, int64_t sensor, int64_t span)
 }
 
 /* Decodes the chunk at q's current row (CHUNK_COLS) into st->pts. */
-static int chunk_load(struct rows_state *st, sqlite3_stmt *q)
+static int chunk_load(struct layout_state *st, sqlite3_stmt *q)
 {
     st->pts.n = 0;
     int rc = store__chunk_decode(st->codec, sqlite3_column_blob(q, 4),
@@ -675,7 +727,7 @@ static int chunk_load(struct rows_state *st, sqlite3_stmt *q)
 /* Rewrites the sensor's chunks that the cutoff falls inside without their
  * readings older than it; *removed counts those. After a rewrite a chunk
  * starts at or past the cutoff, so the query (LIMIT 1) moves on by itself. */
-static int chunks_cut(struct rows_state *st, int64_t sensor, int64_t cutoff, int64_t *removed)
+static int chunks_cut(struct layout_state *st, int64_t sensor, int64_t cutoff, int64_t *removed)
 {
     sqlite3_stmt *q = st->st[S_CUT_CHUNKS];
     int rc = OP_OK;
@@ -712,7 +764,7 @@ static int chunks_cut(struct rows_state *st, int64_t sensor, int64_t cutoff, int
 /* Deletes the sensor's readings with ts < cutoff: its chunks that end
  * before it, oldest first, while the budget lasts, then the older part of
  * a chunk the cutoff falls inside. *n counts what went. */
-static int sensor_trim(struct rows_state *st, int64_t id, int64_t cutoff, int64_t budget,
+static int sensor_trim(struct layout_state *st, int64_t id, int64_t cutoff, int64_t budget,
                        int64_t *n)
 {
     sqlite3_stmt *q = st->st[S_AGE_CHUNKS];
@@ -726,9 +778,9 @@ static int sensor_trim(struct rows_state *st, int64_t id, int64_t cutoff, int64_
     return rc;
 }
 
-static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int64_t *deleted)
+static int layout_delete_older(void *state, int64_t cutoff, int64_t max_rows, int64_t *deleted)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     sqlite3_stmt *q = st->st[S_AGE_SENSORS];
     size_t nids = 0;
     bool dropped = false;
@@ -765,7 +817,7 @@ static int rows_delete_older(void *state, int64_t cutoff, int64_t max_rows, int6
 
 /* Reads one integer column of a one-row query; *found says if a row (with
  * a non-NULL value) came back. */
-static int query_one(struct rows_state *st, sqlite3_stmt *q, int64_t *out, bool *found)
+static int query_one(struct layout_state *st, sqlite3_stmt *q, int64_t *out, bool *found)
 {
     int rc;
     *found = step_row(st, q, &rc) && sqlite3_column_type(q, 0) != SQLITE_NULL;
@@ -775,9 +827,9 @@ static int query_one(struct rows_state *st, sqlite3_stmt *q, int64_t *out, bool 
     return rc;
 }
 
-static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
+static int layout_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     bool dropped = false, found;
     int64_t skip = 0; /* oldest sensors whose oldest readings are held in the log */
     int rc = OP_OK;
@@ -815,7 +867,7 @@ static int rows_delete_oldest(void *state, int64_t max_rows, int64_t *deleted)
 
 /* ---- compaction -------------------------------------------------------- */
 
-static int meta_set(struct rows_state *st, const char *key, int64_t value)
+static int meta_set(struct layout_state *st, const char *key, int64_t value)
 {
     sqlite3_stmt *q = st->st[S_META_SET];
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
@@ -828,7 +880,7 @@ static int meta_set(struct rows_state *st, const char *key, int64_t value)
  * contiguous (appends take the next one, rollbacks give them back, only
  * compaction deletes, from the front), so the log holds exactly
  * [next_seq - log_rows, next_seq). */
-static int64_t log_movable(const struct rows_state *st, int64_t hold)
+static int64_t log_movable(const struct layout_state *st, int64_t hold)
 {
     if (st->log_rows >= STORE_COMPACT_HOLD_MAX)
         return st->log_rows;
@@ -841,7 +893,7 @@ static int64_t log_movable(const struct rows_state *st, int64_t hold)
 /* The first want readings of the log (by seq) into st->rows; *got how
  * many. A record that holds more than are wanted is split: the rest is
  * kept in st->rest, to be written back as a record of its own. */
-static int log_read(struct rows_state *st, int64_t want, size_t *got, size_t *rest_n)
+static int log_read(struct layout_state *st, int64_t want, size_t *got, size_t *rest_n)
 {
     *got = *rest_n = 0;
     if ((size_t)want > st->rows_cap) {
@@ -916,7 +968,7 @@ static int row_cmp_ts(const void *pa, const void *pb)
  * order: sensor_compact sorts the few that did not. An index, rather than
  * a sorted copy of the rows, keeps the step's memory at one copy.
  */
-static int log_order(struct rows_state *st, size_t n)
+static int log_order(struct layout_state *st, size_t n)
 {
     const struct log_row *r = st->rows;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -951,7 +1003,7 @@ static int log_order(struct rows_state *st, size_t n)
 /* One sensor's rows (rows[idx[0..n)]) in (ts, seq) order: in place when
  * they already are (the common case), else a sorted copy in st->seg
  * (*copied). */
-static int sensor_rows(struct rows_state *st, const uint32_t *idx, size_t n, bool *copied)
+static int sensor_rows(struct layout_state *st, const uint32_t *idx, size_t n, bool *copied)
 {
     const struct log_row *r = st->rows;
     *copied = false;
@@ -976,7 +1028,7 @@ static int sensor_rows(struct rows_state *st, const uint32_t *idx, size_t n, boo
 /* Writes one sensor's compacted rows (rows[idx[0..n)], in seq order) as
  * chunks: appended to its newest chunk while that is small and they all
  * come after it, the rest in new chunks of up to STORE_CHUNK_MAX. */
-static int sensor_compact(struct rows_state *st, const uint32_t *idx, size_t n)
+static int sensor_compact(struct layout_state *st, const uint32_t *idx, size_t n)
 {
     sqlite3_stmt *q = st->st[S_TAIL];
     bool copied;
@@ -1015,9 +1067,9 @@ static int sensor_compact(struct rows_state *st, const uint32_t *idx, size_t n)
  * in memory, one row per sensor), which is the longest ingest waits
  * behind it.
  */
-static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *moved)
+static int layout_compact(void *state, int64_t max_rows, int64_t hold, int64_t *moved)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     size_t got = 0, rest_n = 0;
     int rc;
 
@@ -1060,7 +1112,7 @@ static int rows_compact(void *state, int64_t max_rows, int64_t hold, int64_t *mo
 
 /* Writes the sensor's readings gathered in st->pts as full chunks (all of
  * them with last), keeping the rest gathered. */
-static int legacy_flush(struct rows_state *st, int64_t sensor, bool last, int64_t *span)
+static int legacy_flush(struct layout_state *st, int64_t sensor, bool last, int64_t *span)
 {
     size_t at = 0;
     int rc = OP_OK;
@@ -1077,7 +1129,7 @@ static int legacy_flush(struct rows_state *st, int64_t sensor, bool last, int64_
 
 /* Begins the conversion of an older schema's table: OP_ENOTFOUND when the
  * database has no such table (nothing to convert), else a transaction. */
-static int legacy_begin(struct rows_state *st, const char *table, const char *path)
+static int legacy_begin(struct layout_state *st, const char *table, const char *path)
 {
     sqlite3_stmt *q = NULL;
     int64_t found = 0;
@@ -1100,7 +1152,7 @@ static int legacy_begin(struct rows_state *st, const char *table, const char *pa
  * become chunks here, in one transaction at open, and the table goes. The
  * writer has not started, so nothing else uses the connection.
  */
-static int legacy_convert(struct rows_state *st, const char *path)
+static int legacy_convert(struct layout_state *st, const char *path)
 {
     int rc = legacy_begin(st, "readings_sorted", path);
     if (rc != OP_OK)
@@ -1146,7 +1198,7 @@ static int legacy_convert(struct rows_state *st, const char *path)
  * readings_log; the rows become records here, at open, in one transaction
  * (the log is small: compaction keeps it so), and the table goes.
  */
-static int legacy_log_convert(struct rows_state *st, const char *path)
+static int legacy_log_convert(struct layout_state *st, const char *path)
 {
     int rc = legacy_begin(st, "readings_log", path);
     if (rc != OP_OK)
@@ -1184,9 +1236,9 @@ static int legacy_log_convert(struct rows_state *st, const char *path)
     return rc;
 }
 
-static int64_t rows_compact_wait_ns(void *state, bool idle, int64_t hold)
+static int64_t layout_compact_wait_ns(void *state, bool idle, int64_t hold)
 {
-    struct rows_state *st = state;
+    struct layout_state *st = state;
     int64_t movable = log_movable(st, hold);
     if (movable == 0)
         return -1;
@@ -1202,22 +1254,22 @@ static int64_t rows_compact_wait_ns(void *state, bool idle, int64_t hold)
     return d > 0 ? d : 0;
 }
 
-static int64_t rows_next_seq(const void *state)
+static int64_t layout_next_seq(const void *state)
 {
-    return ((const struct rows_state *)state)->next_seq;
+    return ((const struct layout_state *)state)->next_seq;
 }
 
 const struct store_layout store__layout_chunks = {
     .name = "chunks",
-    .create = rows_create,
-    .destroy = rows_destroy,
-    .txn_begin = rows_txn_begin,
-    .append = rows_append,
-    .next_seq = rows_next_seq,
-    .group_end = rows_group_end,
-    .txn_abort = rows_txn_abort,
-    .delete_older = rows_delete_older,
-    .delete_oldest = rows_delete_oldest,
-    .compact = rows_compact,
-    .compact_wait_ns = rows_compact_wait_ns,
+    .create = layout_create,
+    .destroy = layout_destroy,
+    .txn_begin = layout_txn_begin,
+    .append = layout_append,
+    .next_seq = layout_next_seq,
+    .group_end = layout_group_end,
+    .txn_abort = layout_txn_abort,
+    .delete_older = layout_delete_older,
+    .delete_oldest = layout_delete_oldest,
+    .compact = layout_compact,
+    .compact_wait_ns = layout_compact_wait_ns,
 };

@@ -331,6 +331,19 @@ int store__scan_close(struct store_scan *sc, int rc)
             rc = e;
         sc->chunks = NULL;
     }
+    /* A run's buffers are kept for the next scan up to a few chunks' worth;
+     * a big one (a sensor with many log readings, many overlapping chunks)
+     * is given back, so a reader's memory does not stay at its peak. */
+    for (size_t k = 0; k < sc->r->runs_cap; k++)
+        if (sc->r->runs[k].p.cap > 4 * STORE_CHUNK_MAX)
+            store__pts_free(&sc->r->runs[k].p);
+    if (sc->r->runs_cap > 16) {
+        for (size_t k = 0; k < sc->r->runs_cap; k++)
+            store__pts_free(&sc->r->runs[k].p);
+        op_free(sc->r->runs);
+        sc->r->runs = NULL;
+        sc->r->runs_cap = 0;
+    }
     if (sc->in_txn) {
         sqlite3_stmt *commit = store__rstmt(sc->r, R_SCAN_COMMIT);
         if (commit)
