@@ -20,6 +20,11 @@ void *op_realloc(void *p, size_t n);
 void op_free(void *p);
 /* Returns a NUL-terminated copy of s[0..len) the caller frees, or NULL. */
 char *op_strndup(const char *s, size_t len);
+/* Grows the array *pp (elements of elem bytes, *cap of them) to hold at
+ * least need, doubling from at least min; pp is the address of the array
+ * pointer. Existing elements are kept, new ones are not initialized.
+ * OP_OK, or OP_ENOMEM with *pp and *cap unchanged (also on overflow). */
+int op_reserve(void *pp, size_t *cap, size_t need, size_t elem, size_t min);
 
 /* Test hook: make the n-th allocation from now (1-based) and every later
  * one fail; 0 switches failure injection off. */

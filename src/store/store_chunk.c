@@ -24,24 +24,14 @@ static const double zeros[STORE_CHUNK_MAX];
 
 int store__pts_reserve(struct store_pts *p, size_t n)
 {
-    if (n <= p->cap)
-        return OP_OK;
-    size_t cap = p->cap ? p->cap : 256;
-    while (cap < n)
-        cap *= 2;
-    int64_t *ts = op_realloc(p->ts, cap * sizeof(*ts));
-    if (!ts)
+    /* Three arrays of one length: each grows from the same cap to the
+     * same size, so one failing leaves the others merely larger. */
+    size_t c_ts = p->cap, c_val = p->cap, c_seq = p->cap;
+    if (op_reserve(&p->ts, &c_ts, n, sizeof(*p->ts), 256) != OP_OK ||
+        op_reserve(&p->val, &c_val, n, sizeof(*p->val), 256) != OP_OK ||
+        op_reserve(&p->seq, &c_seq, n, sizeof(*p->seq), 256) != OP_OK)
         return OP_ENOMEM;
-    p->ts = ts;
-    double *val = op_realloc(p->val, cap * sizeof(*val));
-    if (!val)
-        return OP_ENOMEM;
-    p->val = val;
-    int64_t *seq = op_realloc(p->seq, cap * sizeof(*seq));
-    if (!seq)
-        return OP_ENOMEM;
-    p->seq = seq;
-    p->cap = cap;
+    p->cap = c_ts;
     return OP_OK;
 }
 
@@ -64,25 +54,13 @@ void store__pts_free(struct store_pts *p)
     memset(p, 0, sizeof(*p));
 }
 
-static int bytes_reserve(struct store_chunk_buf *b, size_t n)
-{
-    if (n <= b->cap)
-        return OP_OK;
-    uint8_t *d = op_realloc(b->data, n);
-    if (!d)
-        return OP_ENOMEM;
-    b->data = d;
-    b->cap = n;
-    return OP_OK;
-}
-
 int store__chunk_encode(struct op_codec_ctx *ctx, const struct store_pts *p, size_t at, size_t n,
                         struct store_chunk_buf *out)
 {
     if (n == 0 || n > STORE_CHUNK_MAX || at + n > p->n)
         return OP_EINVAL;
     size_t bound = op_codec_bound(n);
-    int rc = bytes_reserve(out, 2 * bound);
+    int rc = op_reserve(&out->data, &out->cap, 2 * bound, 1, 2 * bound);
     if (rc != OP_OK)
         return rc;
     rc = op_codec_encode_ctx(ctx, p->ts + at, p->val + at, n, OP_CODEC_FAST, out->data, bound,

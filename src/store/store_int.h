@@ -113,6 +113,14 @@ int store__chunk_encode(struct op_codec_ctx *ctx, const struct store_pts *p, siz
  * check out or disagree, OP_ENOMEM. */
 int store__chunk_decode(struct op_codec_ctx *ctx, const void *points, size_t points_len,
                         const void *seqs, size_t seqs_len, struct store_pts *p);
+/* The same from the current row of st, whose columns col and col + 1 are
+ * a chunk's points and seqs (store_scan.c, as the next one). */
+int store__chunk_decode_cols(struct op_codec_ctx *ctx, sqlite3_stmt *st, int col,
+                             struct store_pts *p);
+/* The entries of the log record at st's current row, whose columns 0..2
+ * are seq_lo, n, data (*n gets n); NULL, logged, when the data's length
+ * disagrees with n (the caller's read fails with OP_ECORRUPT). */
+const uint8_t *store__log_entries(sqlite3_stmt *st, int64_t *n);
 
 /* ---- the log: one record per group (store_layout.c) -------------------- */
 
@@ -241,9 +249,9 @@ enum store_wstmt {
 
 /* Statements a reader prepares on first use and keeps. */
 enum store_rstmt {
-    R_SCAN_BEGIN, /* store_scan.c */
-    R_SCAN_COMMIT,
-    R_SCAN_SENSOR,
+    R_BEGIN, /* a read transaction: scans, the rules' reads */
+    R_COMMIT,
+    R_SCAN_SENSOR, /* store_scan.c */
     R_SCAN_LOG,
     R_SCAN_CHUNKS_ASC,
     R_SCAN_CHUNKS_DESC,

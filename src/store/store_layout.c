@@ -384,18 +384,8 @@ static int grp_write(struct layout_state *st);
 
 static int grp_reserve(struct layout_state *st, size_t n)
 {
-    size_t need = (st->grp_n + n) * STORE_LOG_BYTES;
-    if (need <= st->grp_cap)
-        return OP_OK;
-    size_t cap = st->grp_cap ? st->grp_cap : 64 * STORE_LOG_BYTES;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *p = op_realloc(st->grp, cap);
-    if (!p)
-        return OP_ENOMEM;
-    st->grp = p;
-    st->grp_cap = cap;
-    return OP_OK;
+    return op_reserve(&st->grp, &st->grp_cap, (st->grp_n + n) * STORE_LOG_BYTES, 1,
+                      64 * STORE_LOG_BYTES);
 }
 
 static int layout_append(void *state, const struct op_reading *rd, size_t n)
@@ -501,18 +491,6 @@ static void layout_txn_abort(void *state)
 
 /* ---- retention --------------------------------------------------------- */
 
-static int ids_reserve(struct layout_state *st, size_t n)
-{
-    if (n <= st->ids_cap)
-        return OP_OK;
-    int64_t *p = op_realloc(st->ids, n * sizeof(*p));
-    if (!p)
-        return OP_ENOMEM;
-    st->ids = p;
-    st->ids_cap = n;
-    return OP_OK;
-}
-
 /* Steps q once: true with a row, false at the end (*rc says whether that
  * end is an error). The caller resets q. */
 static bool step_row(struct layout_state *st, sqlite3_stmt *q, int *rc)
@@ -521,20 +499,6 @@ static bool step_row(struct layout_state *st, sqlite3_stmt *q, int *rc)
     int src = sqlite3_step(q);
     *rc = (src == SQLITE_ROW || src == SQLITE_DONE) ? OP_OK : store__err(st->db, src, errno);
     return src == SQLITE_ROW;
-}
-
-/* The entries of the log record at q's current row (seq_lo, n, data), or
- * NULL (with *rc OP_ECORRUPT) when its length disagrees with n. */
-static const uint8_t *log_record(sqlite3_stmt *q, int64_t *n, int *rc)
-{
-    const uint8_t *d = sqlite3_column_blob(q, 2);
-    *n = sqlite3_column_int64(q, 1);
-    if (d && store__log_record_ok(*n, sqlite3_column_bytes(q, 2)))
-        return d;
-    OP_ERROR(STORE_SUB, "log record %lld does not hold %lld readings: the database is damaged",
-             (long long)sqlite3_column_int64(q, 0), (long long)*n);
-    *rc = OP_ECORRUPT;
-    return NULL;
 }
 
 /* A sensor's readings still in the log (held there for the rules): the
@@ -584,7 +548,9 @@ static int bounds_build(struct layout_state *st)
     while (rc == OP_OK && step_row(st, q, &rc)) {
         int64_t n, id, ts;
         double v;
-        const uint8_t *d = log_record(q, &n, &rc);
+        const uint8_t *d = store__log_entries(q, &n);
+        if (!d)
+            rc = OP_ECORRUPT;
         for (int64_t i = 0; d && rc == OP_OK && i < n; i++) {
             store__log_get(d + i * STORE_LOG_BYTES, &id, &ts, &v);
             if (2 * (used + 1) > st->bounds_cap && (rc = bounds_grow(st)) != OP_OK)
@@ -715,9 +681,7 @@ static int span_widen(struct layout_state *st, int64_t sensor, int64_t span)
 static int chunk_load(struct layout_state *st, sqlite3_stmt *q)
 {
     st->pts.n = 0;
-    int rc = store__chunk_decode(st->codec, sqlite3_column_blob(q, 4),
-                                 (size_t)sqlite3_column_bytes(q, 4), sqlite3_column_blob(q, 5),
-                                 (size_t)sqlite3_column_bytes(q, 5), &st->pts);
+    int rc = store__chunk_decode_cols(st->codec, q, 4, &st->pts);
     if (rc == OP_ECORRUPT)
         OP_ERROR(STORE_SUB, "chunk %lld does not decode: the database is damaged",
                  (long long)sqlite3_column_int64(q, 0));
@@ -787,7 +751,7 @@ static int layout_delete_older(void *state, int64_t cutoff, int64_t max_rows, in
     int rc;
 
     *deleted = 0;
-    if ((rc = ids_reserve(st, (size_t)max_rows)) != OP_OK)
+    if ((rc = op_reserve(&st->ids, &st->ids_cap, (size_t)max_rows, sizeof(*st->ids), 1)) != OP_OK)
         return rc;
     /* Collect first: the loop below changes the table being scanned. Each
      * listed sensor has at least one reading to delete, so max_rows sensors
@@ -896,23 +860,21 @@ static int64_t log_movable(const struct layout_state *st, int64_t hold)
 static int log_read(struct layout_state *st, int64_t want, size_t *got, size_t *rest_n)
 {
     *got = *rest_n = 0;
-    if ((size_t)want > st->rows_cap) {
-        struct log_row *p = op_realloc(st->rows, (size_t)want * sizeof(*p));
-        if (p)
-            st->rows = p;
-        uint32_t *q = p ? op_realloc(st->perm, (size_t)want * sizeof(*q)) : NULL;
-        if (!q)
-            return OP_ENOMEM;
-        st->perm = q;
-        st->rows_cap = (size_t)want;
-    }
+    /* rows and perm have one length, as store__pts_reserve's arrays. */
+    size_t c_rows = st->rows_cap, c_perm = st->rows_cap;
+    if (op_reserve(&st->rows, &c_rows, (size_t)want, sizeof(*st->rows), 1024) != OP_OK ||
+        op_reserve(&st->perm, &c_perm, (size_t)want, sizeof(*st->perm), 1024) != OP_OK)
+        return OP_ENOMEM;
+    st->rows_cap = c_rows;
     sqlite3_stmt *q = st->st[S_LOG_HEAD];
     int rc = OP_OK;
     while (*got < (size_t)want && step_row(st, q, &rc)) {
         int64_t n, seq_lo = sqlite3_column_int64(q, 0);
-        const uint8_t *d = log_record(q, &n, &rc);
-        if (!d)
+        const uint8_t *d = store__log_entries(q, &n);
+        if (!d) {
+            rc = OP_ECORRUPT;
             break;
+        }
         int64_t k = n < want - (int64_t)*got ? n : want - (int64_t)*got;
         for (int64_t i = 0; i < k; i++) {
             struct log_row *r = &st->rows[(*got)++];
@@ -921,15 +883,8 @@ static int log_read(struct layout_state *st, int64_t want, size_t *got, size_t *
         }
         if (k < n) {
             size_t bytes = (size_t)(n - k) * STORE_LOG_BYTES;
-            if (bytes > st->rest_cap) {
-                uint8_t *p = op_realloc(st->rest, bytes);
-                if (!p) {
-                    rc = OP_ENOMEM;
-                    break;
-                }
-                st->rest = p;
-                st->rest_cap = bytes;
-            }
+            if ((rc = op_reserve(&st->rest, &st->rest_cap, bytes, 1, bytes)) != OP_OK)
+                break;
             memcpy(st->rest, d + k * STORE_LOG_BYTES, bytes);
             *rest_n = (size_t)(n - k);
         }
@@ -1012,13 +967,8 @@ static int sensor_rows(struct layout_state *st, const uint32_t *idx, size_t n, b
             *copied = true;
     if (!*copied)
         return OP_OK;
-    if (n > st->seg_cap) {
-        struct log_row *p = op_realloc(st->seg, n * sizeof(*p));
-        if (!p)
-            return OP_ENOMEM;
-        st->seg = p;
-        st->seg_cap = n;
-    }
+    if (op_reserve(&st->seg, &st->seg_cap, n, sizeof(*st->seg), n) != OP_OK)
+        return OP_ENOMEM;
     for (size_t k = 0; k < n; k++)
         st->seg[k] = r[idx[k]];
     qsort(st->seg, n, sizeof(*st->seg), row_cmp_ts);

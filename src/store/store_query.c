@@ -19,8 +19,8 @@
  * span, so a chunk that starts before the window and reaches into it is
  * found. */
 static const char *const rsql[R_STMT_COUNT] = {
-    [R_SCAN_BEGIN] = "BEGIN",
-    [R_SCAN_COMMIT] = "COMMIT",
+    [R_BEGIN] = "BEGIN",
+    [R_COMMIT] = "COMMIT",
     [R_SCAN_SENSOR] = "SELECT id, span FROM sensors WHERE name = ?1",
     [R_SCAN_LOG] = "SELECT seq_lo, n, data FROM log ORDER BY seq_lo",
     [R_SCAN_CHUNKS_ASC] = "SELECT ts_lo, points, seqs FROM chunks INDEXED BY chunks_lo"

@@ -393,12 +393,10 @@ static int names_ready(struct op_store_reader *r, uint64_t gen0, uint64_t gen1)
 static int since_record(struct op_store_reader *r, sqlite3_stmt *st, int64_t after, int64_t limit,
                         op_seq_row_fn *fn, void *ctx, int *n, bool *stop)
 {
-    int64_t seq_lo = sqlite3_column_int64(st, 0), cnt = sqlite3_column_int64(st, 1);
-    const uint8_t *d = sqlite3_column_blob(st, 2);
-    if (!d || !store__log_record_ok(cnt, sqlite3_column_bytes(st, 2))) {
-        OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
+    int64_t seq_lo = sqlite3_column_int64(st, 0), cnt;
+    const uint8_t *d = store__log_entries(st, &cnt);
+    if (!d)
         return OP_ECORRUPT;
-    }
     for (int64_t i = after >= seq_lo ? after - seq_lo + 1 : 0; i < cnt && *n < limit; i++) {
         struct op_reading rd;
         int64_t id;
@@ -423,7 +421,7 @@ int op_store_read_since(struct op_store_reader *r, int64_t after_seq, int64_t li
 {
     if (!r || !fn || limit < 1)
         return OP_EINVAL;
-    sqlite3_stmt *begin = store__rstmt(r, R_SCAN_BEGIN), *commit = store__rstmt(r, R_SCAN_COMMIT);
+    sqlite3_stmt *begin = store__rstmt(r, R_BEGIN), *commit = store__rstmt(r, R_COMMIT);
     sqlite3_stmt *st = store__rstmt(r, R_SINCE);
     int rc = begin && commit && st ? OP_OK : OP_EIO, src = SQLITE_DONE, n = 0;
     /* One read transaction, the records and the names from one snapshot,

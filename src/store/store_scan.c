@@ -23,6 +23,30 @@
 
 #include "store_int.h"
 
+/* Reading the layout's rows, for every reader of them (scans, the rules
+ * runner, compaction and retention on the writer). Not in store_chunk.c,
+ * which the SQLite extension also builds and which must not log. */
+
+const uint8_t *store__log_entries(sqlite3_stmt *st, int64_t *n)
+{
+    const uint8_t *d = sqlite3_column_blob(st, 2);
+    *n = sqlite3_column_int64(st, 1);
+    if (d && store__log_record_ok(*n, sqlite3_column_bytes(st, 2)))
+        return d;
+    OP_ERROR(STORE_SUB, "log record %lld does not hold %lld readings: the database is damaged",
+             (long long)sqlite3_column_int64(st, 0), (long long)*n);
+    return NULL;
+}
+
+int store__chunk_decode_cols(struct op_codec_ctx *ctx, sqlite3_stmt *st, int col,
+                             struct store_pts *p)
+{
+    return store__chunk_decode(ctx, sqlite3_column_blob(st, col),
+                               (size_t)sqlite3_column_bytes(st, col),
+                               sqlite3_column_blob(st, col + 1),
+                               (size_t)sqlite3_column_bytes(st, col + 1), p);
+}
+
 /* (ts, seq) of a > b, lexicographically. */
 static bool key_gt(int64_t ts_a, int64_t seq_a, int64_t ts_b, int64_t seq_b)
 {
@@ -41,15 +65,10 @@ static int64_t sat_add(int64_t a, int64_t b)
 static struct store_run *run_new(struct store_scan *sc)
 {
     struct op_store_reader *r = sc->r;
-    if (sc->nruns == r->runs_cap) {
-        size_t cap = r->runs_cap ? r->runs_cap * 2 : 4;
-        struct store_run *p = op_realloc(r->runs, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        memset(p + r->runs_cap, 0, (cap - r->runs_cap) * sizeof(*p));
-        r->runs = p;
-        r->runs_cap = cap;
-    }
+    size_t had = r->runs_cap;
+    if (op_reserve(&r->runs, &r->runs_cap, sc->nruns + 1, sizeof(*r->runs), 4) != OP_OK)
+        return NULL;
+    memset(r->runs + had, 0, (r->runs_cap - had) * sizeof(*r->runs));
     struct store_run *run = &r->runs[sc->nruns];
     run->p.n = 0;
     return run;
@@ -107,10 +126,7 @@ static int chunk_open(struct store_scan *sc)
     struct store_run *run = run_new(sc);
     if (!run)
         return OP_ENOMEM;
-    sqlite3_stmt *st = sc->chunks;
-    int rc = store__chunk_decode(sc->r->codec, sqlite3_column_blob(st, 1),
-                                 (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_blob(st, 2),
-                                 (size_t)sqlite3_column_bytes(st, 2), &run->p);
+    int rc = store__chunk_decode_cols(sc->r->codec, sc->chunks, 1, &run->p);
     if (rc != OP_OK) {
         if (rc == OP_ECORRUPT)
             OP_ERROR(STORE_SUB, "a chunk of sensor %s does not decode: the database is damaged",
@@ -168,10 +184,9 @@ static int log_load(struct store_scan *sc, int64_t sensor_id, int64_t limit)
     bool sorted = true;
     struct store_pts *p = &run->p;
     while (rc == OP_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seq_lo = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
-        const uint8_t *d = sqlite3_column_blob(st, 2);
-        if (!d || !store__log_record_ok(n, sqlite3_column_bytes(st, 2))) {
-            OP_ERROR(STORE_SUB, "log record %lld is damaged", (long long)seq_lo);
+        int64_t seq_lo = sqlite3_column_int64(st, 0), n;
+        const uint8_t *d = store__log_entries(st, &n);
+        if (!d) {
             rc = OP_ECORRUPT;
             break;
         }
@@ -245,7 +260,7 @@ int store__scan_open(struct store_scan *sc, struct op_store_reader *r, const cha
     if (!r->codec && op_codec_ctx_create(&r->codec) != OP_OK)
         return OP_ENOMEM;
 
-    sqlite3_stmt *begin = store__rstmt(r, R_SCAN_BEGIN);
+    sqlite3_stmt *begin = store__rstmt(r, R_BEGIN);
     if (!begin)
         return OP_EIO;
     int rc = store__rstmt_end(r, begin, sqlite3_step(begin), OP_OK);
@@ -345,7 +360,7 @@ int store__scan_close(struct store_scan *sc, int rc)
         sc->r->runs_cap = 0;
     }
     if (sc->in_txn) {
-        sqlite3_stmt *commit = store__rstmt(sc->r, R_SCAN_COMMIT);
+        sqlite3_stmt *commit = store__rstmt(sc->r, R_COMMIT);
         if (commit)
             store__rstmt_end(sc->r, commit, sqlite3_step(commit), OP_OK);
         sc->in_txn = false;

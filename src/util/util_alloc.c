@@ -4,9 +4,11 @@
  * memory budget has a single place to live.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "outpost/err.h"
 #include "outpost/util.h"
 
 /* Countdown to the injected failure: 0 = off, 1 = the next allocation fails. */
@@ -54,6 +56,28 @@ void *op_realloc(void *p, size_t n)
 void op_free(void *p)
 {
     free(p);
+}
+
+int op_reserve(void *pp, size_t *cap, size_t need, size_t elem, size_t min)
+{
+    if (need <= *cap)
+        return OP_OK;
+    size_t n = *cap ? *cap : (min ? min : 1);
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return OP_ENOMEM;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / elem)
+        return OP_ENOMEM;
+    void *old, *p;
+    /* pp points at a pointer of any object type: copied, not aliased. */
+    memcpy(&old, pp, sizeof(old));
+    if (!(p = op_realloc(old, n * elem)))
+        return OP_ENOMEM;
+    memcpy(pp, &p, sizeof(p));
+    *cap = n;
+    return OP_OK;
 }
 
 char *op_strndup(const char *s, size_t len)

@@ -31,14 +31,8 @@ int op_ranges_add(struct op_ranges *s, int64_t lo, int64_t hi)
 {
     if (hi <= s->floor)
         return OP_OK;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        struct op_range *r = op_realloc(s->r, cap * sizeof(*r));
-        if (!r)
-            return OP_ENOMEM;
-        s->r = r;
-        s->cap = cap;
-    }
+    if (op_reserve(&s->r, &s->cap, s->n + 1, sizeof(*s->r), 8) != OP_OK)
+        return OP_ENOMEM;
     s->r[s->n++] = (struct op_range){ lo, hi };
     s->merged = false;
     return OP_OK;
