@@ -4,7 +4,8 @@
  *   cursor (store) -> outbox records after it -> decode -> filter (sensors,
  *   important marks, downsampling) -> batch (per sensor) -> encode (codec,
  *   zstd, seal) -> POST -> 2xx: UPLINK_ACK(the batch's positions, batch
- *   number), committed before the next batch is built.
+ *   number), which commits while the next batches are built and sent
+ *   (sync_ack.c).
  *
  * Effectively once: the cursor moves only after the receiver acknowledged,
  * so a crash or an outage resends from the cursor; every reading carries its
@@ -35,8 +36,7 @@
 
 /* ---- waiting ---------------------------------------------------------- */
 
-/* Sleeps ms unless stopped first; false once stopping. */
-static bool nap(struct op_sync *s, int64_t ms)
+bool sync__nap(struct op_sync *s, int64_t ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -88,11 +88,13 @@ bool sync__uplink_selected(const struct uplink *u, const char *name, uint32_t le
 /* Keeps the first reading of each sensor in each downsample step. A step
  * already sent is not sent again after a restart only if the receiver had
  * it: the state is in memory, so a restart may send one more per sensor.
- * Every build starts again from the cursor (a partial batch is rebuilt
- * while it waits to fill, a batch is rebuilt after a failed ack), so the
- * state is rewound to the cursor's at each build (downsample_rewind) and
- * kept at each ack (downsample_commit): the same positions always get the
- * same decisions. */
+ * Every build starts again from the last batch the receiver took (a
+ * partial batch is rebuilt while it waits to fill, a batch is rebuilt after
+ * a failed ack), so the state is rewound to that batch's at each build
+ * (downsample_rewind) and kept when the receiver takes a batch or the
+ * cursor passes one (downsample_commit): the same positions always get the
+ * same decisions, and a batch rebuilt after a failed local commit leaves
+ * out only what the receiver has. */
 static void downsample_rewind(struct uplink *u)
 {
     for (size_t i = 0; i < u->nds; i++)
@@ -255,54 +257,27 @@ int sync__uplink_build(struct uplink *u, int64_t after)
 
 /* ---- acknowledging -------------------------------------------------------- */
 
-static void ack_done(struct op_store_write *w)
+/* Finishes the commits in flight; false (after a pause) when one failed:
+ * whatever was built after it is void, and the loop builds again from the
+ * cursor. */
+static bool ack_settled(struct uplink *u)
 {
-    struct uplink *u = w->ctx;
-    pthread_mutex_lock(&u->mu);
-    u->wdone = true;
-    pthread_cond_broadcast(&u->cv);
-    pthread_mutex_unlock(&u->mu);
+    if (sync__ack_wait(u) == OP_OK)
+        return true;
+    sync__nap(u->sync, UPLINK_ACK_RETRY_MS);
+    return false;
 }
 
-/* Mirrors what the store's ack did: the batch's positions join the
- * acknowledged ones, and the cursor is their floor. */
-static void settle(struct uplink *u)
-{
-    if (op_ranges_cover(&u->acked, u->sparse ? u->points : NULL, u->npoints, u->first_pos,
-                        u->last_pos) != OP_OK) /* out of memory: a resend is deduplicated */
-        op_ranges_clear(&u->acked, u->w.cursor);
-    op_ranges_raise(&u->acked, u->w.cursor);
-    op_ranges_merge(&u->acked);
-    u->ahead_last = u->ranged;
-}
-
-/* Commits the cursor (and a dead letter); waits for the commit. */
+/* Commits the cursor past a batch that is not delivered (filtered out or
+ * dead) and waits for the commit. */
 static int ack(struct uplink *u, int64_t seq, int dead_status, const char *answer)
 {
-    u->w = (struct op_store_write){
-        .op = OP_STORE_UPLINK_ACK, .uplink_name = u->cfg.name, .batch_seq = seq,
-        .first_pos = u->first_pos, .last_pos = u->last_pos,
-        .ack_points = u->sparse ? u->points : NULL, .ack_npoints = u->sparse ? u->npoints : 0,
-        .dead_status = dead_status, .dead_answer = answer,
-        .dead_readings = (int64_t)sync__batch_points(u->batch), .done = ack_done, .ctx = u,
-    };
-    int rc;
-    while ((rc = op_store_submit(u->store, &u->w)) == OP_EBUSY && nap(u->sync, 5))
-        ;
-    if (rc != OP_OK)
-        return rc;
-    pthread_mutex_lock(&u->mu);
-    while (!u->wdone)
-        pthread_cond_wait(&u->cv, &u->mu);
-    u->wdone = false;
-    pthread_mutex_unlock(&u->mu);
-    if (u->w.rc == OP_OK) {
+    int rc = sync__ack_submit(u, seq, dead_status, answer, NULL);
+    if (rc == OP_OK)
+        rc = sync__ack_wait(u);
+    if (rc == OP_OK)
         downsample_commit(u);
-        settle(u);
-        u->batch_seq = seq;
-        atomic_store(&u->g_last_batch, seq);
-    }
-    return u->w.rc;
+    return rc;
 }
 
 /* Refreshes the backlog gauges once per UPLINK_GAUGES_MS; called between
@@ -396,18 +371,30 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
         u->tp->send(u->transport, msg->data, msg->len, u->cfg.format == OP_UPLINK_JSON, &a);
         if (a.status >= 200 && a.status < 300) {
             u->failures = 0;
+            /* The receiver has the batch: the downsampling decisions up to
+             * it stand, whatever becomes of the local commit. */
+            downsample_commit(u);
             /* The store may fail to commit the cursor (a full disk): the
-             * batch is built and sent again later, and deduplicated. */
-            if (ack(u, seq, 0, NULL) != OP_OK)
-                return nap(u->sync, UPLINK_ACK_RETRY_MS);
-            op_counter_add(u->c_acked, 1);
-            op_counter_add(u->c_sent, sync__batch_points(u->batch));
-            op_counter_add(u->c_raw, sync__batch_raw_bytes(u->batch));
-            op_counter_add(u->c_wire, msg->len);
-            return true;
+             * batch is built and sent again later, and deduplicated. A
+             * plain batch's commit overlaps the next batch's build and
+             * send; the acks commit in order. */
+            struct uplink_ack counts = { .points = sync__batch_points(u->batch),
+                                         .raw = sync__batch_raw_bytes(u->batch),
+                                         .wire = msg->len };
+            int rc = sync__ack_submit(u, seq, 0, NULL, &counts);
+            /* Priorities build from the acknowledged state. */
+            if (rc == OP_OK && (u->cfg.priority.n > 1 || u->ranged))
+                rc = sync__ack_wait(u);
+            if (rc != OP_OK)
+                sync__ack_wait(u);
+            return rc == OP_OK || sync__nap(u->sync, UPLINK_ACK_RETRY_MS);
         }
         if (atomic_load(&u->sync->stop))
             return false;
+        /* The batch before this one may still be committing: a failed
+         * commit voids this batch too (it was built after it). */
+        if (!ack_settled(u))
+            return true;
         if (!retryable(a.status) && u->ranged) {
             /* A receiver that refuses batches sent ahead of the cursor may
              * predate them: not a poison batch. Priorities are off for
@@ -427,7 +414,8 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
                      (long long)u->last_pos, a.status, a.answer);
             op_counter_add(u->c_dead, 1);
             u->failures = 0;
-            return ack(u, seq, a.status, a.answer) == OP_OK || nap(u->sync, UPLINK_ACK_RETRY_MS);
+            return ack(u, seq, a.status, a.answer) == OP_OK ||
+                   sync__nap(u->sync, UPLINK_ACK_RETRY_MS);
         }
         op_counter_add(u->c_failed, 1);
         gauges(u);
@@ -446,7 +434,7 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
             OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s); retry %d in %lld ms",
                     u->cfg.name, (long long)seq, why, attempt + 1, (long long)wait);
         }
-        if (!nap(u->sync, wait))
+        if (!sync__nap(u->sync, wait))
             return false;
         /* With priorities the next attempt is built again, so what came
          * in meanwhile (marked readings, newer ones) goes first once the
@@ -466,7 +454,7 @@ static void pace(struct uplink *u, size_t bytes, int64_t started_ns)
     int64_t due_ms = (int64_t)bytes * 1000 / u->cfg.bandwidth;
     int64_t spent_ms = (op_time_mono_ns() - started_ns) / 1000000;
     if (due_ms > spent_ms)
-        nap(u->sync, due_ms - spent_ms);
+        sync__nap(u->sync, due_ms - spent_ms);
 }
 
 static void *uplink_main(void *arg)
@@ -479,19 +467,24 @@ static void *uplink_main(void *arg)
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
         gauges(u);
+        /* With commits in flight (plain batches only), the next batch
+         * starts after the last one sent. */
+        int64_t from = sync__ack_next_from(u);
         bool ahead = u->cfg.priority.n > 1 && sync__priority_build(u, now);
-        if (!ahead && sync__uplink_build(u, u->acked.floor) != OP_OK) {
-            nap(u->sync, 1000);
+        if (!ahead && sync__uplink_build(u, from) != OP_OK) {
+            if (ack_settled(u))
+                sync__nap(u->sync, 1000);
             continue;
         }
-        if (!ahead && u->last_pos == u->acked.floor) { /* nothing new */
+        if (!ahead && u->last_pos == from) { /* nothing new */
             pending_since = -1;
-            nap(u->sync, UPLINK_IDLE_MS);
+            if (ack_settled(u))
+                sync__nap(u->sync, UPLINK_IDLE_MS);
             continue;
         }
         if (sync__batch_points(u->batch) == 0) { /* all filtered out */
-            if (ack(u, u->batch_seq, 0, NULL) != OP_OK)
-                nap(u->sync, UPLINK_ACK_RETRY_MS);
+            if (ack_settled(u) && ack(u, u->batch_seq, 0, NULL) != OP_OK)
+                sync__nap(u->sync, UPLINK_ACK_RETRY_MS);
             continue;
         }
         /* A partial batch waits up to batch_age to fill (one built ahead
@@ -501,12 +494,13 @@ static void *uplink_main(void *arg)
                 pending_since = now;
             int64_t left = u->cfg.batch_age_ms - (now - pending_since) / 1000000;
             if (left > 0) {
-                nap(u->sync, left < UPLINK_IDLE_MS ? left : UPLINK_IDLE_MS);
+                if (ack_settled(u))
+                    sync__nap(u->sync, left < UPLINK_IDLE_MS ? left : UPLINK_IDLE_MS);
                 continue;
             }
         }
         pending_since = -1;
-        int64_t seq = u->batch_seq + 1;
+        int64_t seq = sync__ack_next_seq(u);
         op_buf_reset(&msg);
         struct sync_cover cv = { u->first_pos, u->last_pos, u->acked.floor, u->ranged, u->sparse };
         int rc = u->cfg.format == OP_UPLINK_JSON
@@ -517,7 +511,8 @@ static void *uplink_main(void *arg)
         if (rc != OP_OK) {
             OP_ERROR(SYNC_SUB, "uplink %s: cannot encode batch %lld: %s", u->cfg.name,
                      (long long)seq, op_err_str(rc));
-            nap(u->sync, 1000);
+            if (ack_settled(u))
+                sync__nap(u->sync, 1000);
             continue;
         }
         int64_t t0 = op_time_mono_ns();
@@ -525,6 +520,7 @@ static void *uplink_main(void *arg)
             break;
         pace(u, msg.len, t0);
     }
+    sync__ack_wait(u); /* the writer holds the commits in flight until then */
     op_buf_fini(&msg);
     return NULL;
 }

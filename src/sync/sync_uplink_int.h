@@ -25,6 +25,16 @@ struct downsample { /* a sensor's last kept step, for `downsample` */
     int64_t acked_step; /* as of the cursor; INT64_MIN: none yet */
 };
 
+/* Cursor commits in flight at most (sync_ack.c). */
+#define UPLINK_ACKS_MAX 4
+
+/* A cursor commit and what its batch adds to the counters once it holds. */
+struct uplink_ack {
+    struct op_store_write w;
+    bool ranged;
+    size_t points, raw, wire;
+};
+
 struct uplink {
     struct op_sync *sync;
     struct op_uplink_cfg cfg;
@@ -64,10 +74,13 @@ struct uplink {
     int64_t *marks;
     size_t nmarks, marks_cap;
 
+    /* Cursor commits in flight, oldest at ack_head; acks_done counts the
+     * completions (under mu), acks_taken those finished by the thread. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool wdone;
-    struct op_store_write w;
+    struct uplink_ack acks[UPLINK_ACKS_MAX];
+    size_t ack_head, ack_n;
+    uint64_t acks_done, acks_taken;
 
     struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
     int64_t gauges_at; /* monotonic ns of the last gauges refresh */
@@ -87,9 +100,24 @@ struct op_sync {
 int sync__uplink_build(struct uplink *u, int64_t after);
 /* Appends pos to a growing array; OP_ENOMEM. */
 int sync__push_pos(int64_t **arr, size_t *n, size_t *cap, int64_t pos);
+/* Sleeps ms unless stopped first; false once stopping. */
+bool sync__nap(struct op_sync *s, int64_t ms);
 bool sync__uplink_selected(const struct uplink *u, const char *name, uint32_t len);
 /* While the uplink is behind, builds the batch of the first priority class
  * (before backlog) that has one ready; false: build the backlog's. */
 bool sync__priority_build(struct uplink *u, int64_t now_ns);
+
+/* Queues the commit of the cursor past the batch just built (and a dead
+ * letter when dead_status is set); counts: what the batch adds to the
+ * counters once committed (NULL: nothing). Waits for the oldest commit
+ * first when UPLINK_ACKS_MAX are in flight. */
+int sync__ack_submit(struct uplink *u, int64_t seq, int dead_status, const char *answer,
+                     const struct uplink_ack *counts);
+/* Waits for every commit in flight and settles those that held; the
+ * first failure. */
+int sync__ack_wait(struct uplink *u);
+/* Where the next batch starts (after the last one queued) and its number. */
+int64_t sync__ack_next_from(const struct uplink *u);
+int64_t sync__ack_next_seq(const struct uplink *u);
 
 #endif

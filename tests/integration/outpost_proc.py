@@ -9,6 +9,7 @@ on the Python standard library and python3-requests (Debian).
 """
 
 import atexit
+import errno
 import http.client
 import json
 import os
@@ -85,6 +86,29 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(interval)
+
+
+def fill_filesystem(path):
+    """Writes path until its filesystem is full; returns bytes written."""
+    n = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 4096, 1):
+            buf = b"\xa5" * size
+            while True:
+                try:
+                    w = os.write(fd, buf)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+                if w <= 0:
+                    break
+                n += w
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return n
 
 
 def render_ini(cfg):

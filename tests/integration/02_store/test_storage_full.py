@@ -3,35 +3,11 @@
 refused request is stored, and once the dummy file is deleted ingest works
 again with every reading acknowledged before still there."""
 
-import errno
 import os
 
 import pytest
 
-from outpost_proc import assert_error, scaled, wait_until
-
-
-def fill(path):
-    """Writes path until the filesystem is full; returns bytes written."""
-    n = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        for size in (65536, 4096, 1):
-            buf = b"\xa5" * size
-            while True:
-                try:
-                    w = os.write(fd, buf)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-                    break
-                if w <= 0:
-                    break
-                n += w
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return n
+from outpost_proc import assert_error, fill_filesystem as fill, scaled, wait_until
 
 
 @pytest.mark.timeout(240)

@@ -6,14 +6,15 @@ holding exactly what the edge acknowledged (minus a dead letter's readings,
 which the edge shows in its dead_letters table)."""
 
 import json
+import os
 
 import pytest
 
 from fakes.uplink import FORWARD, FORWARD_DROP, RESET, STALL
-from outpost_proc import scaled, wait_until
-from uplink_kit import (Ledger, assert_exact, dead_letters, edge_config, edge_pending,
-                        edge_rows_between, metric, node_id, receiver_config, settle, size,
-                        uplink_metric, uplink_url)
+from outpost_proc import fill_filesystem, scaled, wait_until
+from uplink_kit import (Ledger, PortHold, assert_exact, dead_letters, edge_config, edge_pending,
+                        edge_rows_between, metric, node_id, receiver_config, receiver_count,
+                        settle, size, uplink_metric, uplink_url)
 
 
 def answered(recs):
@@ -185,3 +186,50 @@ def test_poison_batch_goes_to_dead_letters(outpost_factory, uplink_fake):
     # The uplink moved on: the next batch has the next number, no resend.
     assert batch_seqs(recs)[:3] == [1, 2, 3]
     assert edge_pending(edge) == 0
+
+
+@pytest.mark.timeout(size(180, 1200))
+def test_cursor_commits_fail_on_a_full_disk(outpost_factory, small_tmpfs):
+    """The edge's disk is full when its receiver comes back: the receiver
+    takes batches, but the edge cannot commit its cursor behind them (the
+    uplink sends the next batches while a commit is in flight, so those are
+    void too). Once there is space again, everything is sent again from
+    the committed cursor and deduplicated: the receiver ends with exactly
+    what the edge acknowledged."""
+    hold = PortHold()
+    edge = outpost_factory(config=edge_config(hold.url, batch_points=100),
+                           data_dir=small_tmpfs / "data", name="edge")
+    node = node_id(edge)
+    led = Ledger(["df/a", "df/b"])
+    led.ingest(edge, 500)
+    dummy = small_tmpfs / "dummy"
+    fill_filesystem(dummy)
+    # Free pages in the database and WAL take some more; ingest until the
+    # disk refuses (only what got 201 joins the ledger).
+    for _ in range(1000):
+        part = []
+        for s in led.sensors:
+            part += [led.make(s, led.next[s] + j) for j in range(100)]
+        r = edge.post_readings(part)
+        if r.status_code == 507:
+            break
+        assert r.status_code == 201, r.text
+        for s in led.sensors:
+            led.next[s] += 100
+        for x in part:
+            led.acked[x["sensor"]].append((x["ts"], x["value"]))
+    else:
+        pytest.fail("the disk never filled")
+
+    full0 = metric(edge, "outpost_store_commit_errors_total", reason="full")
+    rx = outpost_factory(config=receiver_config(port=hold.port), name="rx")
+    hold.close()
+    wait_until(lambda: receiver_count(rx, node) > 0 and
+               metric(edge, "outpost_store_commit_errors_total", reason="full") > full0,
+               scaled(30), what="batches received while the edge's commits fail")
+    assert edge_pending(edge) > 0
+    os.unlink(dummy)
+    settle(edge, rx, node, led.total)
+    assert_exact(rx, node, led.acked)
+    assert metric(rx, "outpost_receiver_readings_total", result="duplicate") > 0
+    assert uplink_metric(edge, "outpost_uplink_readings_total") >= led.total
