@@ -21,7 +21,9 @@
 # outpost-full with 100 rules over the benchmark's sensors (50 threshold, 50 window;
 # bench/http/rules.sh), measured on (a) and (b) like outpost-full (so both batch runs
 # start from as much stored data), whose (b) ratio to outpost-full is the cost of the
-# rule engine on ingest (issue 5). A server that is missing or fails
+# rule engine on ingest (issue 5); and mhd-suspend: libmicrohttpd alone, answering each
+# POST after a second thread resumed it (bench/http/mhd_suspend.c), the ceiling of the
+# HTTP library in the mode outpost uses. A server that is missing or fails
 # gets "n/a" and the run goes on. The table goes to stdout and to
 # bench/results/http-<date>.txt; raw wrk output and server logs go to
 # bench/results/http-<date>.raw/.
@@ -34,7 +36,9 @@
 #   BENCH_REPEAT=N         runs per workload; the run with the median rate is reported (default 1)
 #   BENCH_STARTS=N         start-ups measured per server (default 5; 3 quick)
 #   BENCH_SERVERS="..."    subset/order of: outpost-full outpost-normal outpost-tls outpost-rules
-#                          fastapi flask nginx
+#                          fastapi flask nginx mhd-suspend
+#   BENCH_MHD_SUSPEND=BIN  the mhd-suspend server (default: bench/http/bench_mhd_suspend beside
+#                          the outpost binary)
 #   BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1
 #   BENCH_QUIET_PCT=10     before each run, wait until the machine uses less than this % of
 #   BENCH_QUIET_WAIT=S     one core, for at most S s (default 30; 5 quick)
@@ -51,6 +55,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PEERS="$ROOT/bench/peers"
 PY=/usr/bin/python3          # Debian's Python: its flask/fastapi/uvicorn/gunicorn
 OUTPOST=${1:-}
+# Built beside outpost (bench/http/CMakeLists.txt).
+MHD_SUSPEND=${BENCH_MHD_SUSPEND:-$(dirname "${OUTPOST:-.}")/bench/http/bench_mhd_suspend}
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
     DUR=${BENCH_DURATION:-2}; WARMUP=${BENCH_WARMUP:-1}; STARTS=${BENCH_STARTS:-3}
@@ -61,7 +67,7 @@ else
 fi
 CONNS=${BENCH_CONNS:-64}
 REPEAT=${BENCH_REPEAT:-1}
-SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal outpost-tls outpost-rules fastapi flask nginx"}
+SERVERS=${BENCH_SERVERS:-"outpost-full outpost-normal outpost-tls outpost-rules fastapi flask nginx mhd-suspend"}
 SCPU=${BENCH_SERVER_CPU:-0}
 CCPU=${BENCH_CLIENT_CPU:-1}
 QUIET_PCT=${BENCH_QUIET_PCT:-10}
@@ -285,6 +291,7 @@ DESC[outpost-normal]="outpost run --set store.sync=normal (201 after commit; sur
 DESC[fastapi]="FastAPI under uvicorn, 1 worker, --no-access-log; Pydantic models validate (bench/peers/fastapi_app.py)"
 DESC[flask]="Flask under gunicorn, 1 sync worker (no keep-alive); validated by hand (bench/peers/flask_app.py)"
 DESC[nginx]="nginx, 1 worker, access_log off, fixed 201 {\"accepted\":1} (bench/http/nginx.conf)"
+DESC[mhd-suspend]="libmicrohttpd as outpost drives it (epoll thread; each POST suspended, resumed by a second thread), no parsing, no store (bench/http/mhd_suspend.c)"
 DESC[outpost-tls]="outpost run --set store.sync=full over HTTPS (TLS 1.3, ECDSA P-256 certificate)"
 DESC[outpost-rules]="outpost run --set store.sync=full with 100 rules (50 threshold, 50 window) over the sensors"
 STORES[outpost-full]="disk+fsync"; STORES[outpost-normal]="disk"; STORES[fastapi]="memory!"
@@ -301,9 +308,9 @@ make_cert() {
         -keyout "$WORK/tls/srv.key" -out "$WORK/tls/srv.pem" -subj "/CN=127.0.0.1" \
         -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1
 }
-STORES[flask]="memory!"; STORES[nginx]="nothing"
+STORES[flask]="memory!"; STORES[nginx]="nothing"; STORES[mhd-suspend]="nothing"
 
-ready_path() { case $1 in outpost-*) echo /readyz ;; nginx) echo /readyz ;; *) echo /data ;; esac; }
+ready_path() { case $1 in outpost-*|nginx|mhd-suspend) echo /readyz ;; *) echo /data ;; esac; }
 
 # server_cmd NAME PORT DIR: the command line (one word per line) that serves NAME.
 server_cmd() {
@@ -324,6 +331,8 @@ server_cmd() {
                 --log-level warning flask_app:app ;;
         nginx)
             printf '%s\n' nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" ;;
+        mhd-suspend)
+            printf '%s\n' "$MHD_SUSPEND" "$port" ;;
     esac
 }
 
@@ -387,6 +396,8 @@ bench_server() {
     case $name in
         outpost-*) if [ -z "$OUTPOST" ] || [ ! -x "$OUTPOST" ]; then
                        R[$name.fail]="binary not found: ${OUTPOST:-<none given>}"; note "$name: ${R[$name.fail]}"; return; fi ;;
+        mhd-suspend) if [ ! -x "$MHD_SUSPEND" ]; then
+                       R[$name.fail]="binary not found: $MHD_SUSPEND"; note "$name: ${R[$name.fail]}"; return; fi ;;
     esac
     if ! start_server "$name"; then
         R[$name.fail]="did not become ready (log: $RAW/$name.log)"; note "$name: ${R[$name.fail]}"; return
@@ -490,7 +501,7 @@ report() {
             printf '%-15s %-10s %s\n' "$s" "${STORES[$s]:-?}" "n/a: ${R[$s.fail]}"; continue
         fi
         local rb=${R[$s.batch.readings_s]:-}
-        [ "$s" = nginx ] && [ -n "$rb" ] && rb="discarded"
+        case $s in nginx|mhd-suspend) [ -n "$rb" ] && rb="discarded" ;; esac
         local errs=$(( ${R[$s.single.errs]:-0} + ${R[$s.batch.errs]:-0} + ${R[$s.lat.errs]:-0} ))
         printf '%-15s %-10s %9s %7s %5s  %11s %8s %8s  %7s %7s  %6s %6s  %6s %6s %5s\n' "$s" "${STORES[$s]:-?}" \
             "$(fmt_int "${R[$s.single.rps]:-}")" "$(fmt %.1f "${R[$s.single.cpu_us_req]:-}")" \
@@ -521,6 +532,11 @@ report() {
         echo "  $s / FastAPI, single reading req/s:     $(ratio "${R[$s.single.rps]:-}" "${R[fastapi.single.rps]:-}")"
         echo "  $s / FastAPI, batched readings/s:       $(ratio "${R[$s.batch.readings_s]:-}" "${R[fastapi.batch.readings_s]:-}")"
     done
+    echo "  mhd-suspend / nginx,  single reading req/s (what answering after another thread's work costs"
+    echo "    in the HTTP library, with nothing else done): $(ratio "${R[mhd-suspend.single.rps]:-}" "${R[nginx.single.rps]:-}")"
+    echo "  outpost-full / mhd-suspend, outpost-normal / mhd-suspend, single reading req/s (what outpost adds):" \
+         "$(ratio "${R[outpost-full.single.rps]:-}" "${R[mhd-suspend.single.rps]:-}")," \
+         "$(ratio "${R[outpost-normal.single.rps]:-}" "${R[mhd-suspend.single.rps]:-}")"
     echo "  outpost-tls / outpost-full, single reading req/s (the cost of TLS): $(ratio "${R[outpost-tls.single.rps]:-}" "${R[outpost-full.single.rps]:-}")" \
          "  (server CPU per request: TLS ${R[outpost-tls.single.cpu_us_req]:-n/a} us, plain ${R[outpost-full.single.cpu_us_req]:-n/a} us)"
     echo "  outpost-rules / outpost-full, batched readings/s (the cost of 100 rules): $(ratio "${R[outpost-rules.batch.readings_s]:-}" "${R[outpost-full.batch.readings_s]:-}")"
@@ -546,6 +562,8 @@ report() {
         bar "RSS peak, sync=$m <= 16 MB (kB)" "$( [ -n "${R[$s.rss_peak]:-}" ] && echo "${R[$s.rss_peak]}")" "<=" 15625
         bar "start-up to ready, sync=$m <= 20 ms (empty data dir)" "${R[$s.start]:-}" "<=" 20
     done
+    echo "  (for the RSS idle bar: mhd-suspend, the HTTP library alone with no store, idles at" \
+         "$(mib "${R[mhd-suspend.rss_idle]:-}") MiB)"
     echo
     echo "details:"
     for s in $SERVERS; do
@@ -585,7 +603,8 @@ report() {
 log "results: $OUT (raw: $RAW); ${DUR}s per run; servers: $SERVERS"
 [ "$(df -T "$DATA_ROOT" | awk 'NR == 2 {print $2}')" = tmpfs ] && note "outpost data dir $DATA_ROOT is tmpfs: fsync costs nothing there"
 for s in $SERVERS; do
-    case $s in outpost-full|outpost-normal|outpost-tls|outpost-rules|fastapi|flask|nginx) bench_server "$s" ;;
+    case $s in outpost-full|outpost-normal|outpost-tls|outpost-rules|fastapi|flask|nginx|mhd-suspend)
+                   bench_server "$s" ;;
                *) note "unknown server '$s' skipped" ;; esac
 done
 report | tee "$OUT"

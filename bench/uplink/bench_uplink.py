@@ -202,18 +202,20 @@ def drain_under_ingest(binary, workdir, fill_s=None, sink=False, limit_s=110):
             "ingest_rate": during / secs, "drain_rate": sent / secs}
 
 
-def drain_lines(title, u):
+def drain_lines(title, u, bar=True):
+    """bar: judge the ratio against the issue's 5x (the 10-minute backlog);
+    without it the line only reports."""
     lines = ["", title]
     if u["caught"]:
         ok = u["drain_rate"] >= 5 * u["ingest_rate"]
+        verdict = f" (bar >= 5x: {'PASS' if ok else 'FAIL'})" if bar else " (no bar)"
         lines.append(f"  backlog {u['backlog']:,} (filled at {u['fill_rate']:,.0f}/s); caught"
                      f" up in {u['seconds']:.1f} s: shipped {u['drain_rate']:,.0f}/s while"
                      f" taking {u['ingest_rate']:,.0f}/s;"
-                     f" ratio {u['drain_rate'] / u['ingest_rate']:.2f}x"
-                     f" (bar >= 5x: {'PASS' if ok else 'FAIL'})")
+                     f" ratio {u['drain_rate'] / u['ingest_rate']:.2f}x{verdict}")
     else:
         lines.append(f"  backlog {u['backlog']:,}: not caught up within {u['limit']} s of full"
-                     " ingest (bar >= 5x: FAIL)")
+                     f" ingest{' (bar >= 5x: FAIL)' if bar else ''}")
     return lines
 
 
@@ -339,10 +341,13 @@ def main():
         lines.append(f"  drain rate / ingest rate: {d['rate'] / d['ingest_rate']:.2f}x;"
                      f"  bar >= 1,000,000 readings/s: "
                      f"{'PASS' if d['rate'] >= 1e6 else 'FAIL'}")
+        # The receiver shares CPU 1 with wrk here, so its share of that core
+        # bounds the drain: the bar is judged on the 10-minute run below,
+        # where the edge alone sets the pace.
         lines += drain_lines("uplink drain while ingest goes on at full speed (wrk batch100, 64"
                              f" connections), after a {FILL_S} s backlog, into an outpost"
                              " receiver sharing CPU 1 with wrk:",
-                             drain_under_ingest(binary, work))
+                             drain_under_ingest(binary, work), bar=False)
         lines += drain_lines(f"the same after a {BACKLOG_S} s backlog at full ingest, into a"
                              " receiver that answers 201 without storing (the edge's own drain"
                              " capacity: a cloud receiver runs on other machines):",

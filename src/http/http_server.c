@@ -525,8 +525,9 @@ int op_http_start(struct op_http **out, const struct op_config *cfg, struct op_s
         { MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)timeout_s, NULL },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h },
         { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http__deadline_notify, h },
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)HTTP_CONN_MEMORY, NULL },
     };
-    int n = 6; /* the rest are optional; the zeroed tail is MHD_OPTION_END */
+    int n = 7; /* the rest are optional; the zeroed tail is MHD_OPTION_END */
     if (cfg->http_threads > 1)
         opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
                                              (intptr_t)cfg->http_threads, NULL };

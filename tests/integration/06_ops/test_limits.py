@@ -318,3 +318,16 @@ def test_bodies_in_flight_share_one_budget(outpost_factory):
     r = d.post("/v1/readings", data=second, headers={"Content-Type": "application/json"})
     assert r.status_code == 201, r.text
     alive(d)
+
+
+def test_request_head_size(outpost):
+    """A request head of 10 KB (a long token, say) is served; one of 40 KB
+    gets 431 from the HTTP library, and the daemon goes on serving."""
+    reading = {"sensor": "head/a", "value": 1.5}
+    r = outpost.post("/v1/readings", json=reading, headers={"X-Padding": "p" * 10_000})
+    assert r.status_code == 201, r.text
+    r = outpost.post("/v1/readings", json=reading, headers={"X-Padding": "p" * 40_000})
+    assert r.status_code == 431
+    rows = outpost.fetch_all("head/a")
+    assert [v for _, v in rows] == [1.5], rows  # only the first was stored
+    alive(outpost)
