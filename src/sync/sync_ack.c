@@ -7,14 +7,21 @@
  *
  * Sending ahead of the commits loses nothing and duplicates nothing: a
  * crash before a commit resends from the committed cursor, and the
- * receiver stores each position once. A commit that fails (a full disk)
- * voids what was built after it; the uplink builds again from the cursor.
+ * receiver stores each position once. When a commit fails (a full disk),
+ * what was built after it is built again from the committed state: the
+ * commits that held after the failed one stay as acknowledged ranges above
+ * the cursor (the store keeps them so too), the rest is sent again. Until
+ * a commit holds again, each one is waited for, so a disk that stays full
+ * costs one resent batch per retry, not a ring's worth.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "outpost/err.h"
 #include "sync_uplink_int.h"
+
+/* finish_oldest: the oldest commit is not done yet (not an error code). */
+#define ACK_NOT_DONE 1
 
 static void ack_done(struct op_store_write *w)
 {
@@ -25,9 +32,9 @@ static void ack_done(struct op_store_write *w)
     pthread_mutex_unlock(&u->mu);
 }
 
-static struct uplink_ack *slot(struct uplink *u, size_t i)
+static struct uplink_ack *slot(const struct uplink *u, size_t i)
 {
-    return &u->acks[(u->ack_head + i) % UPLINK_ACKS_MAX];
+    return (struct uplink_ack *)&u->acks[(u->ack_head + i) % UPLINK_ACKS_MAX];
 }
 
 /* Mirrors what the store's ack did: the batch's positions join the
@@ -51,39 +58,63 @@ static void settle(struct uplink *u, const struct uplink_ack *a)
     }
 }
 
-/* Waits for the oldest commit in flight and settles it when it held. */
-static int finish_oldest(struct uplink *u)
+/* Finishes the oldest commit in flight (waiting for it only if `wait`);
+ * ACK_NOT_DONE when it is not done yet. */
+static int finish_oldest(struct uplink *u, bool wait)
 {
     struct uplink_ack *a = slot(u, 0);
     pthread_mutex_lock(&u->mu);
-    while (u->acks_done == u->acks_taken)
+    while (wait && u->acks_done == u->acks_taken)
         pthread_cond_wait(&u->cv, &u->mu);
-    u->acks_taken++;
+    bool done = u->acks_done != u->acks_taken;
+    if (done)
+        u->acks_taken++;
     pthread_mutex_unlock(&u->mu);
+    if (!done)
+        return ACK_NOT_DONE;
     u->ack_head = (u->ack_head + 1) % UPLINK_ACKS_MAX;
     u->ack_n--;
+    u->acks_failing = a->w.rc != OP_OK;
     if (a->w.rc == OP_OK)
         settle(u, a);
     return a->w.rc;
 }
 
-int sync__ack_wait(struct uplink *u)
+/* Finishes every commit in flight, or only those already done; the first
+ * failure. */
+static int finish(struct uplink *u, bool wait)
 {
     int rc = OP_OK;
     while (u->ack_n) {
-        /* The later commits are waited for too: the writer holds them. */
-        int one = finish_oldest(u);
+        int one = finish_oldest(u, wait);
+        if (one == ACK_NOT_DONE)
+            break;
         if (rc == OP_OK)
             rc = one;
     }
     return rc;
 }
 
+int sync__ack_wait(struct uplink *u)
+{
+    return finish(u, true);
+}
+
+int sync__ack_poll(struct uplink *u)
+{
+    return finish(u, false);
+}
+
+bool sync__ack_pipelined(const struct uplink *u)
+{
+    return u->cfg.priority.n <= 1 && !u->ranged && !u->acks_failing;
+}
+
 int sync__ack_submit(struct uplink *u, int64_t seq, int dead_status, const char *answer,
                      const struct uplink_ack *counts)
 {
     if (u->ack_n == UPLINK_ACKS_MAX) {
-        int rc = finish_oldest(u);
+        int rc = finish_oldest(u, true);
         if (rc != OP_OK) {
             sync__ack_wait(u);
             return rc;
@@ -107,21 +138,20 @@ int sync__ack_submit(struct uplink *u, int64_t seq, int dead_status, const char 
     int rc;
     while ((rc = op_store_submit(u->store, &a->w)) == OP_EBUSY && sync__nap(u->sync, 5))
         ;
-    if (rc == OP_OK)
+    if (rc == OP_OK) {
         u->ack_n++;
+        return OP_OK;
+    }
+    sync__ack_wait(u);
     return rc;
 }
 
 int64_t sync__ack_next_from(const struct uplink *u)
 {
-    if (!u->ack_n)
-        return u->acked.floor;
-    return u->acks[(u->ack_head + u->ack_n - 1) % UPLINK_ACKS_MAX].w.last_pos;
+    return u->ack_n ? slot(u, u->ack_n - 1)->w.last_pos : u->acked.floor;
 }
 
 int64_t sync__ack_next_seq(const struct uplink *u)
 {
-    if (!u->ack_n)
-        return u->batch_seq + 1;
-    return u->acks[(u->ack_head + u->ack_n - 1) % UPLINK_ACKS_MAX].w.batch_seq + 1;
+    return (u->ack_n ? slot(u, u->ack_n - 1)->w.batch_seq : u->batch_seq) + 1;
 }

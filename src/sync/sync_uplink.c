@@ -92,9 +92,10 @@ bool sync__uplink_selected(const struct uplink *u, const char *name, uint32_t le
  * partial batch is rebuilt while it waits to fill, a batch is rebuilt after
  * a failed ack), so the state is rewound to that batch's at each build
  * (downsample_rewind) and kept when the receiver takes a batch or the
- * cursor passes one (downsample_commit): the same positions always get the
- * same decisions, and a batch rebuilt after a failed local commit leaves
- * out only what the receiver has. */
+ * cursor passes one (downsample_commit): the same positions get the same
+ * decisions, except that a batch rebuilt after a failed local commit
+ * starts from the last batch taken, so its first reading per sensor may be
+ * decided otherwise (as after a restart). */
 static void downsample_rewind(struct uplink *u)
 {
     for (size_t i = 0; i < u->nds; i++)
@@ -382,19 +383,12 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
                                          .raw = sync__batch_raw_bytes(u->batch),
                                          .wire = msg->len };
             int rc = sync__ack_submit(u, seq, 0, NULL, &counts);
-            /* Priorities build from the acknowledged state. */
-            if (rc == OP_OK && (u->cfg.priority.n > 1 || u->ranged))
+            if (rc == OP_OK && !sync__ack_pipelined(u))
                 rc = sync__ack_wait(u);
-            if (rc != OP_OK)
-                sync__ack_wait(u);
             return rc == OP_OK || sync__nap(u->sync, UPLINK_ACK_RETRY_MS);
         }
         if (atomic_load(&u->sync->stop))
             return false;
-        /* The batch before this one may still be committing: a failed
-         * commit voids this batch too (it was built after it). */
-        if (!ack_settled(u))
-            return true;
         if (!retryable(a.status) && u->ranged) {
             /* A receiver that refuses batches sent ahead of the cursor may
              * predate them: not a poison batch. Priorities are off for
@@ -434,6 +428,10 @@ static bool deliver(struct uplink *u, const struct op_buf *msg, int64_t seq)
             OP_WARN(SYNC_SUB, "uplink %s: batch %lld not delivered (%s); retry %d in %lld ms",
                     u->cfg.name, (long long)seq, why, attempt + 1, (long long)wait);
         }
+        /* A commit still in flight that failed voids this batch (it was
+         * built after it): it is built again after the wait. */
+        if (sync__ack_wait(u) != OP_OK)
+            return sync__nap(u->sync, wait > UPLINK_ACK_RETRY_MS ? wait : UPLINK_ACK_RETRY_MS);
         if (!sync__nap(u->sync, wait))
             return false;
         /* With priorities the next attempt is built again, so what came
@@ -467,6 +465,11 @@ static void *uplink_main(void *arg)
     while (!atomic_load(&u->sync->stop)) {
         int64_t now = op_time_mono_ns();
         gauges(u);
+        /* A commit that failed voids what was built after it. */
+        if (sync__ack_poll(u) != OP_OK) {
+            ack_settled(u);
+            continue;
+        }
         /* With commits in flight (plain batches only), the next batch
          * starts after the last one sent. */
         int64_t from = sync__ack_next_from(u);

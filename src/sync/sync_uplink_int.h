@@ -81,6 +81,7 @@ struct uplink {
     struct uplink_ack acks[UPLINK_ACKS_MAX];
     size_t ack_head, ack_n;
     uint64_t acks_done, acks_taken;
+    bool acks_failing; /* the last commit finished failed */
 
     struct op_counter *c_acked, *c_failed, *c_dead, *c_sent, *c_raw, *c_wire;
     int64_t gauges_at; /* monotonic ns of the last gauges refresh */
@@ -110,12 +111,18 @@ bool sync__priority_build(struct uplink *u, int64_t now_ns);
 /* Queues the commit of the cursor past the batch just built (and a dead
  * letter when dead_status is set); counts: what the batch adds to the
  * counters once committed (NULL: nothing). Waits for the oldest commit
- * first when UPLINK_ACKS_MAX are in flight. */
+ * first when UPLINK_ACKS_MAX are in flight. On a failure nothing is queued
+ * and every commit in flight has been finished. */
 int sync__ack_submit(struct uplink *u, int64_t seq, int dead_status, const char *answer,
                      const struct uplink_ack *counts);
-/* Waits for every commit in flight and settles those that held; the
- * first failure. */
+/* Finishes every commit in flight (sync__ack_wait), or only those already
+ * done (sync__ack_poll), settling those that held; the first failure. */
 int sync__ack_wait(struct uplink *u);
+int sync__ack_poll(struct uplink *u);
+/* Whether the batch just sent may leave its commit in flight: not with
+ * priorities or a ranged batch (their builds read the acknowledged state),
+ * nor while commits are failing. */
+bool sync__ack_pipelined(const struct uplink *u);
 /* Where the next batch starts (after the last one queued) and its number. */
 int64_t sync__ack_next_from(const struct uplink *u);
 int64_t sync__ack_next_seq(const struct uplink *u);
