@@ -102,8 +102,10 @@ static struct MHD_Response *json(const char *body)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PORT\n", argv[0]);
+    char *end = NULL;
+    long port = argc == 2 ? strtol(argv[1], &end, 10) : 0;
+    if (argc != 2 || end == argv[1] || *end || port < 1 || port > 65535) {
+        fprintf(stderr, "usage: %s PORT (1-65535)\n", argv[0]);
         return 2;
     }
     sigset_t stop;
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
     if (!created || !ready || pthread_create(&t, NULL, resumer, NULL) != 0)
         return 1;
     struct sockaddr_in addr = { .sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)atoi(argv[1])),
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
