@@ -32,9 +32,14 @@ static void ack_done(struct op_store_write *w)
     pthread_mutex_unlock(&u->mu);
 }
 
-static struct uplink_ack *slot(const struct uplink *u, size_t i)
+static size_t slot_at(const struct uplink *u, size_t i)
 {
-    return (struct uplink_ack *)&u->acks[(u->ack_head + i) % UPLINK_ACKS_MAX];
+    return (u->ack_head + i) % UPLINK_ACKS_MAX;
+}
+
+static struct uplink_ack *slot(struct uplink *u, size_t i)
+{
+    return &u->acks[slot_at(u, i)];
 }
 
 /* Mirrors what the store's ack did: the batch's positions join the
@@ -148,10 +153,10 @@ int sync__ack_submit(struct uplink *u, int64_t seq, int dead_status, const char 
 
 int64_t sync__ack_next_from(const struct uplink *u)
 {
-    return u->ack_n ? slot(u, u->ack_n - 1)->w.last_pos : u->acked.floor;
+    return u->ack_n ? u->acks[slot_at(u, u->ack_n - 1)].w.last_pos : u->acked.floor;
 }
 
 int64_t sync__ack_next_seq(const struct uplink *u)
 {
-    return (u->ack_n ? slot(u, u->ack_n - 1)->w.batch_seq : u->batch_seq) + 1;
+    return (u->ack_n ? u->acks[slot_at(u, u->ack_n - 1)].w.batch_seq : u->batch_seq) + 1;
 }

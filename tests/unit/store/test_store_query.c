@@ -44,6 +44,20 @@ static void append_one(struct op_store *s, const char *sensor, int64_t ts, doubl
     assert_int_equal(ts_append(s, sensor, ts, 0, v, 1), OP_OK);
 }
 
+/* A restart keeps seq increasing past rows that left the log: one more
+ * reading of sensor after reopening gets the next seq, and the store then
+ * holds `total` readings. */
+static void assert_seq_goes_on(struct fixture *f, const char *sensor, int64_t total)
+{
+    int64_t max_seq = ts_sql_int(f->dir, "SELECT max(seq) FROM readings");
+    op_store_close(f->s);
+    struct op_store_opts o = ts_opts(f->dir);
+    f->s = ts_open(&o);
+    append_one(f->s, sensor, 1, 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), max_seq + 1);
+    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), total);
+}
+
 /* ---- range ------------------------------------------------------------- */
 
 #define RQ(s, f, t, l)                                                                         \
@@ -322,14 +336,7 @@ static void test_queries_merge_log_and_chunks(void **state)
     assert_int_equal(c.b[0].count, 70100);
     assert_true(c.b[0].first == 0 && c.b[0].last == 69999);
 
-    /* A restart keeps seq increasing past rows that left the log. */
-    int64_t max_seq = ts_sql_int(f->dir, "SELECT max(seq) FROM readings");
-    op_store_close(f->s);
-    struct op_store_opts o = ts_opts(f->dir);
-    f->s = ts_open(&o);
-    append_one(f->s, "big", 1, 1);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), max_seq + 1);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), 70101);
+    assert_seq_goes_on(f, "big", 70101);
 }
 
 static bool log_empty(void *ctx)
@@ -377,14 +384,7 @@ static void test_overlapping_chunks_merge(void **state)
     assert_int_equal(c.b[1].count, 10 + 10 + 10 + 10); /* 100..199 */
     assert_true(c.b[1].first == 10 && c.b[1].last == 19.75);
 
-    /* A restart keeps seq increasing past rows that left the log. */
-    int64_t max_seq = ts_sql_int(f->dir, "SELECT max(seq) FROM readings");
-    op_store_close(f->s);
-    struct op_store_opts o = ts_opts(f->dir);
-    f->s = ts_open(&o);
-    append_one(f->s, "late", 1, 1);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT max(seq) FROM readings"), max_seq + 1);
-    assert_int_equal(ts_sql_int(f->dir, "SELECT count(*) FROM readings"), ALL + 1);
+    assert_seq_goes_on(f, "late", ALL + 1);
 }
 
 /* A sensor that gets a few readings per compaction grows its newest chunk
